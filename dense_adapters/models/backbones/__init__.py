@@ -1,0 +1,3 @@
+from .regvit import RegViT
+
+__all__ = ["RegViT"]

@@ -1,0 +1,3 @@
+from .linear_probe import LinearProbeHead
+
+__all__ = ["LinearProbeHead"]

@@ -1,0 +1,9 @@
+"""Plain-PyTorch core: no mmengine, mmcv or mmseg imports below this package."""
+from .attention import Attention
+from .block import Block
+from .convert import CONVERTERS, LoadReport, adapt_to_model, load_pretrained
+from .skip_attention import IdentitySkip, SkipAttention
+from .vit import ARCHS, PRESETS, RegViT, create_regvit
+
+__all__ = ["Attention", "Block", "SkipAttention", "IdentitySkip", "RegViT", "create_regvit", "ARCHS", "PRESETS",
+           "CONVERTERS", "LoadReport", "adapt_to_model", "load_pretrained"]
