@@ -1,3 +1,5 @@
-"""Registered wrappers (mmseg/mmengine) around the plain-PyTorch core."""
-from .backbones import *  # noqa: F401,F403
-from .heads import *  # noqa: F401,F403
+"""Registered models of dense-adapters; every module below is imported so that registration happens."""
+from .. import registry  # noqa: F401  (applies dense_adapters.compat before mmseg is imported)
+from .._imports import import_submodules
+
+import_submodules(__name__, __path__)

@@ -1,3 +1,0 @@
-from .regvit import RegViT
-
-__all__ = ["RegViT"]

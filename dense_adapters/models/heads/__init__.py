@@ -1,3 +1,0 @@
-from .linear_probe import LinearProbeHead
-
-__all__ = ["LinearProbeHead"]

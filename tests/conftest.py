@@ -1,0 +1,16 @@
+"""Shared fixtures: tiny sample data made once per session, deterministic CPU settings."""
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def ade_sample(tmp_path_factory) -> str:
+    """Data root of the ADE20K-format sample (12 real photos with pseudo-labels)."""
+    from dense_adapters.datasets.samples.ade import make_ade_sample
+
+    return make_ade_sample(str(tmp_path_factory.mktemp("ade")))
