@@ -1,0 +1,353 @@
+"""Uformer (Wang et al., CVPR 2022): a U-shaped restorer of LeWin blocks, with SkipAt in the decoder.
+
+LeWin block: pre-norm window self-attention (window ``win_size``, shifted by ``win_size // 2`` on odd blocks,
+Swin/Uformer relative position bias) and LeFF (Linear, GELU, depthwise 3x3, GELU, Linear). Decoder blocks add a
+learnable *modulator* (a ``win_size**2 x dim`` embedding) to every window's tokens before attention.
+
+SkipAt (Venkataramanan et al. 2023) variant, ``skip_mode='parametric'|'identity'``: a decoder block owns no
+``qkv``/``proj``/``norm1``/modulator and computes no attention. Its attention branch is
+``lift(Phi(a))`` where ``a`` [B, H*W, d] is the attention output of the encoder block with the same index at the
+same resolution, Phi is :class:`~dense_adapters.nn.skip_attention.SkipAttention` (SkipAt's Uformer function:
+Linear, GELU, depthwise 5x5, GELU, Linear, ECA; ``'identity'`` reuses ``a`` unchanged) and ``lift`` is a Linear
+d -> 2d, because a decoder level is twice as wide as its encoder level (it works on ``cat[upsampled, skip]``).
+
+How the two ends stay consistent: a block's attention output is returned in *image order* on the block's own
+(H, W) grid: inside the block the grid is zero-padded to a window multiple, cyclically shifted, partitioned,
+attended, merged, shifted back and cropped to (H, W). Padded keys are masked (-100, as Uformer's masks), so the
+crop loses nothing. Encoder level l and decoder level L-1-l see the same (H, W) (the model pads the image to a
+multiple of 2**L), so ``a`` lines up token for token with the decoder tokens whatever the window, shift or
+padding of either block; Phi's depthwise conv then runs on that full (H, W) grid, across window borders.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from timm.layers import DropPath, trunc_normal_
+from torch import Tensor, nn
+
+from .skip_attention import build_skip_fn
+
+HW = tuple[int, int]
+
+# name -> (embed_dim, depths); heads default to 1, 2, 4, ... per level as Uformer's [1,2,4,8,16,16,8,4,2]
+UFORMER_PRESETS = {
+    "T": dict(embed_dim=16, depths=(2, 2, 2, 2, 2, 2, 2, 2, 2)),
+    "S": dict(embed_dim=32, depths=(2, 2, 2, 2, 2, 2, 2, 2, 2)),
+    "B": dict(embed_dim=32, depths=(1, 2, 8, 8, 2, 8, 8, 2, 1)),
+}
+
+
+# ------------------------------------------------------------------------------------------------ windows
+def window_partition(x: Tensor, ws: int) -> Tensor:
+    """[B, H, W, C] (H, W multiples of ws) -> [B * nW, ws*ws, C], windows in row-major order."""
+    B, H, W, C = x.shape
+    x = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, ws * ws, C)
+
+
+def window_reverse(windows: Tensor, ws: int, hw: HW) -> Tensor:
+    """[B * nW, ws*ws, C] -> [B, H, W, C] for a padded grid ``hw`` = (H, W)."""
+    H, W = hw
+    C = windows.shape[-1]
+    x = windows.view(-1, H // ws, W // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5)
+    return x.reshape(-1, H, W, C)
+
+
+def relative_position_index(ws: int) -> Tensor:
+    """[ws*ws, ws*ws] index into a ((2ws-1)^2)-row bias table, as Swin/Uformer."""
+    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)  # [2, N]
+    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)  # [N, N, 2], 0..2ws-2
+    return rel[..., 0] * (2 * ws - 1) + rel[..., 1]
+
+
+def window_attn_mask(hw: HW, padded: HW, ws: int, shift: int, device: torch.device) -> Optional[Tensor]:
+    """Additive mask [nW, N, N] (0 or -100) for a grid ``hw`` padded to ``padded`` and rolled by ``-shift``.
+
+    Keys that are padding are masked; with a shift, keys from another region of the rolled grid are masked too
+    (Swin's SW-MSA mask). None when neither applies.
+    """
+    (H, W), (Hp, Wp) = hw, padded
+    if shift == 0 and (H, W) == (Hp, Wp):
+        return None
+    label = torch.zeros(1, Hp, Wp, 1, device=device)
+    if shift:
+        cnt = 0
+        for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+            for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
+                label[:, hs, wsl] = cnt
+                cnt += 1
+    valid = torch.zeros(1, Hp, Wp, 1, device=device)
+    valid[:, :H, :W] = 1
+    if shift:
+        valid = torch.roll(valid, (-shift, -shift), dims=(1, 2))
+    lab, val = window_partition(label, ws)[..., 0], window_partition(valid, ws)[..., 0]  # [nW, N]
+    bad = (lab[:, :, None] != lab[:, None, :]) | (val[:, None, :] == 0)  # [nW, N(query), N(key)]
+    return torch.zeros(bad.shape, device=device).masked_fill(bad, -100.0)
+
+
+# ------------------------------------------------------------------------------------------------ layers
+class WindowAttention(nn.Module):
+    """Multi-head self-attention inside ws x ws windows with a learned relative position bias.
+
+    The explicit softmax path is used (windows are short: 64 tokens) so FLOP counters see every matmul.
+    """
+
+    def __init__(self, dim: int, num_heads: int, win_size: int, qkv_bias: bool = True, attn_drop: float = 0.0,
+                 proj_drop: float = 0.0) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}: pick a head count that divides it")
+        self.num_heads, self.win_size = num_heads, win_size
+        self.scale = (dim // num_heads) ** -0.5
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * win_size - 1) ** 2, num_heads))
+        self.register_buffer("relative_position_index", relative_position_index(win_size), persistent=False)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """x: [B*nW, N, C] windows of B images; mask: [nW, N, N] additive -> [B*nW, N, C]."""
+        Bw, N, C = x.shape
+        q, k, v = self.qkv(x).reshape(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
+        attn = (q * self.scale) @ k.transpose(-2, -1)  # [B*nW, h, N, N]
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        attn = attn + bias.view(N, N, -1).permute(2, 0, 1)  # + [h, N, N]
+        if mask is not None:
+            nW = mask.shape[0]
+            attn = (attn.view(Bw // nW, nW, self.num_heads, N, N) + mask[None, :, None]).view(Bw, -1, N, N)
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        x = (attn @ v).transpose(1, 2).reshape(Bw, N, C)
+        return self.proj_drop(self.proj(x))
+
+
+class LeFF(nn.Module):
+    """Locally-enhanced feed-forward: Linear, GELU, depthwise 3x3 on the (H, W) grid, GELU, Linear."""
+
+    def __init__(self, dim: int, hidden: int, drop: float = 0.0) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+        self.act = nn.GELU()
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor, hw: HW) -> Tensor:
+        """x: [B, H*W, C] -> [B, H*W, C]."""
+        B, N, _ = x.shape
+        x = self.act(self.fc1(x)).transpose(1, 2).reshape(B, -1, *hw)  # [B, hidden, H, W]
+        x = self.act(self.dwconv(x)).flatten(2).transpose(1, 2)  # [B, H*W, hidden]
+        return self.drop(self.fc2(x))
+
+
+class LeWinBlock(nn.Module):
+    """x + W-MSA(norm1(x)) [+ modulator]; x + LeFF(norm2(x)). Or, with ``skip``, a SkipAt block (see module doc).
+
+    Args:
+        shift: shift windows by ``win_size // 2`` (disabled at run time where the grid fits one window).
+        modulator: add a learned [win_size**2, dim] embedding to each window before attention (decoder blocks).
+        skip: None, ``'parametric'`` or ``'identity'``; ``skip_dim`` is the width of the reused attention output.
+    """
+
+    def __init__(self, dim: int, num_heads: int, win_size: int = 8, shift: bool = False, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
+                 modulator: bool = False, skip: Optional[str] = None, skip_dim: Optional[int] = None) -> None:
+        super().__init__()
+        self.dim, self.win_size, self.skip = dim, win_size, skip
+        self.shift_size = win_size // 2 if shift else 0
+        if skip is None:
+            self.norm1 = nn.LayerNorm(dim)
+            self.attn = WindowAttention(dim, num_heads, win_size, qkv_bias, attn_drop, drop)
+            self.modulator = nn.Embedding(win_size * win_size, dim) if modulator else None
+        else:
+            skip_dim = skip_dim or dim
+            self.skip_fn = build_skip_fn(skip, skip_dim)
+            self.lift = nn.Linear(skip_dim, dim) if skip_dim != dim else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = LeFF(dim, int(dim * mlp_ratio), drop)
+
+    def window_attention(self, x: Tensor, hw: HW) -> Tensor:
+        """Attention branch in image order: x [B, H*W, C] (already normed) -> [B, H*W, C]."""
+        B, _, C = x.shape
+        H, W = hw
+        ws = self.win_size
+        shift = self.shift_size if min(H, W) > ws else 0  # a grid inside one window has nothing to shift
+        Hp, Wp = math.ceil(H / ws) * ws, math.ceil(W / ws) * ws
+        x = F.pad(x.view(B, H, W, C), (0, 0, 0, Wp - W, 0, Hp - H))  # [B, Hp, Wp, C]
+        if shift:
+            x = torch.roll(x, (-shift, -shift), dims=(1, 2))
+        win = window_partition(x, ws)  # [B*nW, ws*ws, C]
+        if self.modulator is not None:
+            win = win + self.modulator.weight
+        win = self.attn(win, window_attn_mask(hw, (Hp, Wp), ws, shift, x.device))
+        x = window_reverse(win, ws, (Hp, Wp))
+        if shift:
+            x = torch.roll(x, (shift, shift), dims=(1, 2))
+        return x[:, :H, :W].reshape(B, H * W, C)
+
+    def forward(self, x: Tensor, hw: HW, reuse: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """x: [B, H*W, C] -> (x, attention output [B, H*W, C]); SkipAt blocks need ``reuse`` [B, H*W, skip_dim]."""
+        if x.shape[1] != hw[0] * hw[1]:
+            raise ValueError(f"LeWinBlock got {x.shape[1]} tokens for a {hw[0]}x{hw[1]} grid")
+        if self.skip is None:
+            a = self.window_attention(self.norm1(x), hw)
+        elif reuse is None:
+            raise ValueError("a SkipAt LeWinBlock needs the encoder's attention output: pass reuse=")
+        else:
+            a = self.lift(self.skip_fn(reuse, hw))
+        x = x + self.drop_path(a)
+        x = x + self.drop_path(self.mlp(self.norm2(x), hw))
+        return x, a
+
+
+class UformerStage(nn.Module):
+    """A stack of LeWin blocks at one resolution, shifting on odd blocks (Uformer's BasicUformerLayer)."""
+
+    def __init__(self, dim: int, depth: int, num_heads: int, win_size: int = 8, mlp_ratio: float = 4.0,
+                 qkv_bias: bool = True, drop_path: Sequence[float] = (), modulator: bool = False, shift: bool = True,
+                 skip: Optional[str] = None, skip_dim: Optional[int] = None) -> None:
+        super().__init__()
+        dpr = list(drop_path) or [0.0] * depth
+        self.blocks = nn.ModuleList(
+            LeWinBlock(dim, num_heads, win_size, shift and i % 2 == 1, mlp_ratio, qkv_bias, drop_path=dpr[i],
+                       modulator=modulator, skip=skip, skip_dim=skip_dim)
+            for i in range(depth)
+        )
+
+    def forward(self, x: Tensor, hw: HW, reuse: Optional[Sequence[Tensor]] = None) -> tuple[Tensor, list[Tensor]]:
+        """x: [B, H*W, C] -> (x, per-block attention outputs). SkipAt block i reuses ``reuse[min(i, len-1)]``."""
+        outs = []
+        for i, blk in enumerate(self.blocks):
+            r = reuse[min(i, len(reuse) - 1)] if reuse else None
+            x, a = blk(x, hw, r)
+            outs.append(a)
+        return x, outs
+
+
+def to_map(x: Tensor, hw: HW) -> Tensor:
+    """[B, H*W, C] -> [B, C, H, W]."""
+    return x.transpose(1, 2).reshape(x.shape[0], -1, *hw)
+
+
+def to_tokens(x: Tensor) -> tuple[Tensor, HW]:
+    """[B, C, H, W] -> ([B, H*W, C], (H, W))."""
+    return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
+
+
+# ------------------------------------------------------------------------------------------------ model
+class Uformer(nn.Module):
+    """U-shaped LeWin restorer: conv in, L encoder levels (4x4 stride-2 conv down, width x2), bottleneck,
+    L decoder levels (2x2 transposed conv up, width / 2, concat the encoder skip), conv out, + input.
+
+    Args:
+        embed_dim: width C of the first level (T: 16, S/B: 32).
+        depths: 2L + 1 block counts: L encoder levels, bottleneck, L decoder levels (Uformer: L = 4).
+        num_heads: per stage; default 1, 2, ..., 2**L, 2**L, ..., 2 as Uformer.
+        modulator: learnable modulators in decoder blocks (Uformer: True).
+        skip_mode: None (plain Uformer), ``'parametric'`` or ``'identity'``: SkipAt in every decoder block.
+        pad_mode: how the image is padded to a multiple of 2**L (``'reflect'``, falls back to ``'replicate'`` for
+            tiny images); the output is cropped back.
+    """
+
+    def __init__(self, embed_dim: int = 32, depths: Sequence[int] = (2,) * 9, num_heads: Optional[Sequence[int]] = None,
+                 win_size: int = 8, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.1,
+                 modulator: bool = True, shift: bool = True, skip_mode: Optional[str] = None, in_chans: int = 3,
+                 pad_mode: str = "reflect") -> None:
+        super().__init__()
+        if len(depths) % 2 == 0 or len(depths) < 3:
+            raise ValueError(f"depths must have 2L+1 entries (L encoder levels, bottleneck, L decoder), got {depths}")
+        if skip_mode not in (None, "parametric", "identity"):
+            raise ValueError(f"unknown skip_mode {skip_mode!r}: use None, 'parametric' or 'identity'")
+        L = len(depths) // 2
+        num_heads = list(num_heads or [2**i for i in range(L + 1)] + [2 ** (L - k) for k in range(L)])
+        if len(num_heads) != len(depths):
+            raise ValueError(f"num_heads {num_heads} must have as many entries as depths {list(depths)}")
+        self.num_levels, self.embed_dim, self.skip_mode, self.pad_mode = L, embed_dim, skip_mode, pad_mode
+        self.depths = tuple(depths)
+        C = embed_dim
+        enc_dpr = torch.linspace(0, drop_path_rate, sum(depths[:L])).tolist()
+        dec_dpr = enc_dpr[::-1] + [drop_path_rate] * max(0, sum(depths[L + 1:]) - len(enc_dpr))
+        kw = dict(win_size=win_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, shift=shift)
+
+        self.input_proj = nn.Sequential(nn.Conv2d(in_chans, C, 3, padding=1), nn.LeakyReLU(inplace=True))
+        self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
+        for l in range(L):
+            d = C * 2**l
+            dp = enc_dpr[sum(depths[:l]) : sum(depths[: l + 1])]
+            self.encoders.append(UformerStage(d, depths[l], num_heads[l], drop_path=dp, **kw))
+            self.downs.append(nn.Conv2d(d, 2 * d, 4, stride=2, padding=1))
+        self.bottleneck = UformerStage(C * 2**L, depths[L], num_heads[L], drop_path=[drop_path_rate] * depths[L], **kw)
+        self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
+        in_dim = C * 2**L
+        for k in range(L):
+            l = L - 1 - k  # encoder level at this resolution
+            d = C * 2**l
+            dp = dec_dpr[sum(depths[L + 1 : L + 1 + k]) : sum(depths[L + 1 : L + 2 + k])]
+            self.ups.append(nn.ConvTranspose2d(in_dim, d, 2, stride=2))
+            self.decoders.append(UformerStage(2 * d, depths[L + 1 + k], num_heads[L + 1 + k], drop_path=dp,
+                                              modulator=modulator, skip=skip_mode, skip_dim=d, **kw))
+            in_dim = 2 * d
+        self.output_proj = nn.Conv2d(2 * C, in_chans, 3, padding=1)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def size_multiple(self) -> int:
+        """Inputs are padded internally to a multiple of this (2**L)."""
+        return 2**self.num_levels
+
+    def pad_input(self, x: Tensor) -> Tensor:
+        """Pad [B, C, H, W] at the bottom/right to a multiple of ``size_multiple``."""
+        H, W = x.shape[-2:]
+        m = self.size_multiple
+        ph, pw = -H % m, -W % m
+        if not (ph or pw):
+            return x
+        mode = self.pad_mode if (self.pad_mode != "reflect" or (ph < H and pw < W)) else "replicate"
+        return F.pad(x, (0, pw, 0, ph), mode=mode) if mode != "zeros" else F.pad(x, (0, pw, 0, ph))
+
+    def residual(self, x: Tensor) -> Tensor:
+        """Image [B, 3, H, W] (any H, W) -> predicted residual [B, 3, H, W]."""
+        H, W = x.shape[-2:]
+        y, hw = to_tokens(self.input_proj(self.pad_input(x)))  # [B, Hp*Wp, C]
+        skips, attns = [], []
+        for enc, down in zip(self.encoders, self.downs):
+            y, a = enc(y, hw)
+            skips.append((y, hw))
+            attns.append(a)
+            y, hw = to_tokens(down(to_map(y, hw)))
+        y, _ = self.bottleneck(y, hw)
+        for k, (up, dec) in enumerate(zip(self.ups, self.decoders)):
+            l = self.num_levels - 1 - k
+            skip, skip_hw = skips[l]
+            y, hw = to_tokens(up(to_map(y, hw)))
+            y = torch.cat([y, skip], dim=-1)  # [B, H*W, 2d]
+            y, _ = dec(y, hw, attns[l] if self.skip_mode else None)
+        return self.output_proj(to_map(y, hw))[..., :H, :W]
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Noisy image [B, 3, H, W] in [0, 1] -> restored image [B, 3, H, W] (input + residual)."""
+        if x.ndim != 4:
+            raise ValueError(f"Uformer expects images [B, C, H, W], got shape {tuple(x.shape)}")
+        return x + self.residual(x)
+
+
+def create_uformer(name: str, **overrides) -> Uformer:
+    """Build a preset of ``UFORMER_PRESETS`` (``'T'``, ``'S'``, ``'B'``) with keyword overrides."""
+    if name not in UFORMER_PRESETS:
+        raise ValueError(f"unknown Uformer preset {name!r}: use one of {sorted(UFORMER_PRESETS)}")
+    return Uformer(**{**UFORMER_PRESETS[name], **overrides})
