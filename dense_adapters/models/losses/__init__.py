@@ -1,0 +1,1 @@
+"""Losses of dense-adapters (registered in ``dense_adapters.registry.MODELS``)."""
