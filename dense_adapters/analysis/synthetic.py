@@ -1,0 +1,61 @@
+"""Models with a known artifact, built by hand, to check the analysis tools against a ground truth.
+
+:func:`plant_register_neuron` wires one MLP neuron so that it fires only at chosen patch positions and writes a large
+vector there: those positions become high-norm outlier tokens from that block on, as in Darcet et al.'s models,
+and the neuron is, by construction, the register neuron of Jiang et al.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..nn.vit import RegViT
+
+
+@torch.no_grad()
+def plant_register_neuron(
+    vit: RegViT,
+    block: int,
+    neuron: int,
+    positions: Sequence[tuple[int, int]],
+    strength: float = 400.0,
+    channel: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Make ``blocks[block].mlp`` neuron ``neuron`` write a vector of norm ~``strength`` at grid ``positions``.
+
+    A marker channel is zeroed in the patch embedding and set to a large value in the position embedding at the
+    planted (row, col) cells of the stored grid ``vit.grid_size`` (inputs must have that grid for exact positions).
+    The neuron reads the marker after the block's norm2 and fires only above a threshold; its fc2 column writes a
+    random unit direction. Returns ``{'block', 'neuron', 'positions', 'direction'}``.
+    """
+    gh, gw = vit.grid_size
+    for r, c in positions:
+        if not (0 <= r < gh and 0 <= c < gw):
+            raise ValueError(f"position {(r, c)} is outside the stored {gh}x{gw} patch grid")
+    blk = vit.blocks[block]
+    mlp = blk.mlp
+    if not isinstance(mlp.act, nn.GELU) or mlp.fc1.out_features != mlp.fc2.in_features:
+        raise TypeError("plant_register_neuron needs a GELU Mlp (ffn_layer='mlp')")
+    C = vit.embed_dim
+    vit.patch_embed.proj.weight[channel] = 0
+    vit.patch_embed.proj.bias[channel] = 0
+    vit.pos_embed[0, :, channel] = 0
+    marker = 2.0 * C**0.5  # dominates the token: LayerNorm maps it to ~sqrt(C) at the planted cells
+    for r, c in positions:
+        vit.pos_embed[0, r * gw + c, channel] = marker
+    # norm2 may be anything: read the marker through its affine map
+    g = blk.norm2.weight[channel].item() or 1.0
+    gain, thr = 4.0, 0.3 * C**0.5  # fires where LN(x)[channel] > thr (only the planted cells)
+    mlp.fc1.weight[neuron] = 0
+    mlp.fc1.weight[neuron, channel] = gain / g
+    mlp.fc1.bias[neuron] = -gain * thr - gain * blk.norm2.bias[channel].item() / g
+    direction = torch.randn(C, generator=torch.Generator().manual_seed(seed))
+    direction /= direction.norm()
+    expected_act = gain * (C**0.5 * 0.9 - thr)  # rough activation at a planted cell
+    ls = getattr(blk.ls2, "gamma", None)
+    scale = torch.ones(C) if ls is None else 1.0 / ls.detach().clamp_min(1e-8)
+    mlp.fc2.weight[:, neuron] = direction * strength / expected_act * scale
+    return {"block": block, "neuron": neuron, "positions": [tuple(p) for p in positions], "direction": direction}
