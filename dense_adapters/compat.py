@@ -61,21 +61,31 @@ def _install_mmcv_ext_standin() -> None:
 
 
 def _allow_mmengine_checkpoint_objects() -> None:
+    import codecs
+
     import numpy as np
     import torch
+    from mmengine.logging import HistoryBuffer
 
     if not hasattr(torch.serialization, "add_safe_globals"):
         return
-    from mmengine.logging import HistoryBuffer
 
-    safe = [HistoryBuffer, np.dtype, np.ndarray, np.core.multiarray.scalar if hasattr(np, "core") else None]
+    def getstate(self) -> dict:
+        # mmengine pickles its statistics methods (getattr(HistoryBuffer, 'min')), which weights_only refuses
+        # and which would make resuming need arbitrary code; they are class-level and re-created on load.
+        state = dict(self.__dict__)
+        state.pop("statistics_methods", None)
+        return state
+
+    HistoryBuffer.__getstate__ = getstate
+    safe = [HistoryBuffer, np.ndarray, np.dtype, codecs.encode]
     try:
         from numpy._core.multiarray import _reconstruct, scalar
-        safe += [_reconstruct, scalar]
-    except ImportError:
-        pass
-    safe += [type(np.dtype(t)) for t in ("float64", "float32", "int64", "int32", "bool")]
-    torch.serialization.add_safe_globals([s for s in safe if s is not None])
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    safe += [_reconstruct, scalar]
+    safe += [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "uint8", "bool")]
+    torch.serialization.add_safe_globals(safe)
 
 
 def _patch_cpu_launcher() -> None:

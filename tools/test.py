@@ -1,0 +1,83 @@
+"""Evaluate a checkpoint on a config's test set with mmengine's Runner (mmseg's CLI).
+
+    python tools/test.py configs/ade20k_regvit.py work_dirs/ade20k_regvit/iter_40000.pth [--show-dir vis]
+
+Segmentation prints aAcc, mIoU and mAcc (mmseg's IoUMetric); other tasks print their configured metrics.
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from dense_adapters.runner_utils import UserError, adjust_for_device, check_data, default_work_dir, load_config, run_cli
+
+
+def parse_args() -> argparse.Namespace:
+    from mmengine.config import DictAction
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("config", help="test config file")
+    p.add_argument("checkpoint", help="checkpoint file")
+    p.add_argument("--work-dir", help="where logs and metrics go (default: work_dirs/<config name>)")
+    p.add_argument("--show-dir", help="save coloured predictions (blended with the image) in this folder")
+    p.add_argument("--out", help="save raw predictions (label maps) as PNG files in this folder")
+    p.add_argument("--tta", action="store_true", help="test-time augmentation from the config's tta_pipeline")
+    p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+    args = p.parse_args()
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    from dense_adapters.registry import register_all_modules
+
+    register_all_modules()
+    from mmengine.runner import Runner
+
+    if not osp.isfile(args.checkpoint):
+        raise UserError(f"checkpoint not found: {args.checkpoint}")
+    cfg = load_config(args.config, args.cfg_options, args.data_root, args.launcher)
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
+    cfg.load_from = args.checkpoint
+    # the checkpoint carries the weights: no pretrained download or conversion at test time
+    if isinstance(cfg.model.get("backbone"), dict):
+        cfg.model.backbone.init_cfg = None
+    if args.show_dir:
+        vis = cfg.default_hooks.get("visualization")
+        if not vis:
+            raise UserError("--show-dir needs a visualization hook in default_hooks of the config")
+        vis.update(draw=True, interval=1)
+        cfg.visualizer["save_dir"] = args.show_dir
+    if args.out:
+        cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) else cfg.test_evaluator
+        for ev in cfg.test_evaluator:
+            if ev.get("type") == "IoUMetric":
+                ev.update(output_dir=args.out, keep_results=True)
+    if args.tta:
+        if "tta_model" not in cfg or "tta_pipeline" not in cfg:
+            raise UserError("--tta needs tta_model and tta_pipeline in the config")
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    adjust_for_device(cfg)
+    check_data(cfg, ("test_dataloader",))
+    runner = Runner.from_cfg(cfg)
+    metrics = runner.test()
+    print("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
+
+
+def _fmt(v) -> str:
+    try:
+        return f"{float(v):.4g}"
+    except (TypeError, ValueError):
+        return str(v)
+
+
+if __name__ == "__main__":
+    run_cli(main)
