@@ -69,7 +69,7 @@ class DiscoveryDataset:
         from PIL import Image
 
         with Image.open(self.items[i].path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))  # writable copy [H, W, 3] uint8
 
     @property
     def has_annotations(self) -> bool:
@@ -147,7 +147,7 @@ class COCO20kBoxes(DiscoveryDataset):
         items = []
         for img_id in wanted:
             if img_id not in files:
-                raise KeyError(f"image id {img_id} of {file_list} is not in {ann_file}: use the {split}2014 annotations")
+                raise ValueError(f"image id {img_id} of {file_list} is not in {ann_file}: use the {split}2014 annotations")
             objs = [a for a in anns.get(img_id, []) if not a.get("iscrowd", 0)]
             if not objs:
                 self.num_skipped += 1
