@@ -68,7 +68,7 @@ def preprocess(img: np.ndarray, size: Union[int, Sequence[int]], patch: int,
                mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> tuple[Tensor, np.ndarray]:
     """uint8 [H, W, 3] -> (normalized tensor [1, 3, H', W'], resized uint8 image [H', W', 3]) with H', W' % patch == 0."""
     th, tw = fit_size(img.shape[:2], size, patch)
-    resized = np.asarray(Image.fromarray(img).resize((tw, th), Image.BICUBIC))
+    resized = np.array(Image.fromarray(img).resize((tw, th), Image.BICUBIC))
     x = torch.from_numpy(resized).float().div(255).permute(2, 0, 1)  # [3, H', W']
     x = (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     return x[None], resized

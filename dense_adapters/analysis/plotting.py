@@ -40,9 +40,11 @@ def norm_histogram(groups: dict, path: str, threshold: Optional[float] = None, t
     return _save(fig, path, dpi)
 
 
-def _outlier_boxes(ax, mask: np.ndarray, patch: tuple[float, float], color: str = "red") -> None:
+def _outlier_boxes(ax, mask: np.ndarray, patch: tuple[float, float], offset: float = 0.0, color: str = "red") -> None:
+    """Box every True cell of ``mask``; ``offset`` -0.5 for axes in pixel-centre coordinates (imshow of a grid)."""
     for r, c in zip(*np.nonzero(mask)):
-        ax.add_patch(Rectangle((c * patch[1], r * patch[0]), patch[1], patch[0], fill=False, ec=color, lw=1.2))
+        ax.add_patch(Rectangle((c * patch[1] + offset, r * patch[0] + offset), patch[1], patch[0], fill=False,
+                               ec=color, lw=1.2))
 
 
 def outlier_overlays(image: np.ndarray, panels: Sequence[tuple], path: str, dpi: int = 80) -> str:
@@ -56,7 +58,7 @@ def outlier_overlays(image: np.ndarray, panels: Sequence[tuple], path: str, dpi:
         norms, mask = _np(norms), _np(mask).astype(bool)
         h, w = norms.shape
         a0.imshow(image)
-        _outlier_boxes(a0, mask, (H / h, W / w))
+        _outlier_boxes(a0, mask, (H / h, W / w), offset=-0.5)
         a0.set_title(f"{title}: {int(mask.sum())} outliers", fontsize=8)
         im = a1.imshow(norms, cmap="viridis", vmin=0, vmax=vmax)
         a1.set_title(f"patch norms (max {norms.max():.1f})", fontsize=8)
@@ -77,7 +79,7 @@ def layer_norm_grid(norm_maps: Sequence, masks: Sequence, layers: Sequence[int],
     for ax, m, k, layer in zip(axes, norm_maps, masks, layers):
         m = _np(m)
         ax.imshow(m, cmap="viridis")
-        _outlier_boxes(ax, _np(k).astype(bool), (1.0, 1.0))
+        _outlier_boxes(ax, _np(k).astype(bool), (1.0, 1.0), offset=-0.5)
         ax.set_xlim(-0.5, m.shape[1] - 0.5)
         ax.set_ylim(m.shape[0] - 0.5, -0.5)
         ax.set_title(f"block {layer}: max {m.max():.0f}", fontsize=7)
@@ -87,7 +89,7 @@ def layer_norm_grid(norm_maps: Sequence, masks: Sequence, layers: Sequence[int],
         ax = axes[used]
         ax.plot(list(layers), [100 * f for f in fractions], "o-", ms=3)
         ax.set_xlabel("block", fontsize=7)
-        ax.set_ylabel("% outlier patches", fontsize=7)
+        ax.set_title("% outlier patches", fontsize=7)
         ax.tick_params(labelsize=6)
         used += 1
     for ax in axes[used:]:
