@@ -50,11 +50,12 @@ def _fold_prefix_pos(sd: StateDict, num_pos_prefix: int) -> StateDict:
     pe = sd["pos_embed"]
     prefix_pe, sd["pos_embed"] = pe[:, :num_pos_prefix], pe[:, num_pos_prefix:]
     tokens = [k for k in ("cls_token", "reg_token") if k in sd]
-    stacked = torch.cat([sd[k] for k in tokens], dim=1)
-    if stacked.shape[1] != num_pos_prefix:
-        raise ValueError(f"position embedding has {num_pos_prefix} prefix entries but the checkpoint has "
+    stacked = torch.cat([sd[k] for k in tokens], dim=1)  # [1, cls + registers, C]
+    if stacked.shape[1] < num_pos_prefix:
+        raise ValueError(f"position embedding has {num_pos_prefix} prefix entries but the checkpoint has only "
                          f"{stacked.shape[1]} prefix tokens")
-    stacked = stacked + prefix_pe
+    # DINOv2 embeds only cls (registers come after the position embedding); timm may embed cls and registers
+    stacked = torch.cat([stacked[:, :num_pos_prefix] + prefix_pe, stacked[:, num_pos_prefix:]], dim=1)
     start = 0
     for k in tokens:
         n = sd[k].shape[1]

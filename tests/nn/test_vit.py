@@ -1,0 +1,168 @@
+"""RegViT against timm's VisionTransformer and the papers' definitions."""
+import math
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from timm.layers import SwiGLUPacked
+
+from dense_adapters.nn import RegViT
+from dense_adapters.nn.convert import adapt_to_model, convert_dinov2, convert_timm
+
+TINY = dict(embed_dim=48, depth=3, num_heads=4)
+
+
+def _randomize(model: torch.nn.Module, seed: int = 0) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
+def _timm_reg4(**kw) -> torch.nn.Module:
+    m = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=56, **TINY, **kw)
+    _randomize(m)
+    return m.eval()
+
+
+def _ours_from(sd, **kw) -> RegViT:
+    m = RegViT(img_size=56, patch_size=14, init_values=1.0, interpolate_antialias=True, **TINY, **kw).eval()
+    sd, report = adapt_to_model(sd, m)
+    assert not report.missing and not report.unexpected
+    m.load_state_dict(sd)
+    return m
+
+
+def _timm_to_dinov2(sd: dict, cls_pos: torch.Tensor) -> dict:
+    """Rewrite a timm reg4 (no_embed_class) state dict in DINOv2's own names and pos-embed layout."""
+    out = {}
+    for k, v in sd.items():
+        k = k.replace("reg_token", "register_tokens").replace("mlp.fc1.", "mlp.w12.").replace("mlp.fc2.", "mlp.w3.")
+        out[k] = v.clone()
+    out["cls_token"] = sd["cls_token"] - cls_pos
+    out["pos_embed"] = torch.cat([cls_pos, sd["pos_embed"]], dim=1)
+    out["mask_token"] = torch.zeros(1, sd["cls_token"].shape[-1])
+    return out
+
+
+@pytest.mark.parametrize("hw", [(56, 56), (42, 70)])
+def test_matches_timm_reg4_dinov2(hw):
+    t = _timm_reg4(dynamic_img_size=True)
+    ours = _ours_from(convert_timm(t.state_dict()), num_register_tokens=4)
+    x = torch.randn(2, 3, *hw)
+    with torch.no_grad():
+        ref = t.forward_features(x)
+        out = ours(x)
+    assert out.shape == ref.shape
+    assert (out - ref).abs().max() <= 1e-5
+
+
+def test_dinov2_converter_matches_timm():
+    t = _timm_reg4()
+    dino_sd = _timm_to_dinov2(t.state_dict(), torch.randn(1, 1, TINY["embed_dim"]))
+    ours = _ours_from(convert_dinov2(dino_sd), num_register_tokens=4)
+    x = torch.randn(2, 3, 56, 56)
+    with torch.no_grad():
+        assert (ours(x) - t.forward_features(x)).abs().max() <= 1e-5
+
+
+def test_dinov2_swiglu_and_chunked_blocks_match_timm():
+    t = timm.create_model("vit_small_patch14_reg4_dinov2", pretrained=False, img_size=56, **TINY,
+                          mlp_ratio=2.66667 * 2, mlp_layer=SwiGLUPacked, act_layer=torch.nn.SiLU)
+    _randomize(t)
+    t.eval()
+    dino_sd = _timm_to_dinov2(t.state_dict(), torch.zeros(1, 1, TINY["embed_dim"]))
+    # DINOv2's chunked layout: blocks.<chunk>.<index>
+    dino_sd = {k.replace("blocks.", "blocks.0.", 1) if k.startswith("blocks.") else k: v for k, v in dino_sd.items()}
+    ours = _ours_from(convert_dinov2(dino_sd), num_register_tokens=4, ffn_layer="swiglu")
+    x = torch.randn(1, 3, 56, 56)
+    with torch.no_grad():
+        assert (ours(x) - t.forward_features(x)).abs().max() <= 1e-5
+
+
+def test_matches_timm_classic_vit_with_cls_pos_embed():
+    t = timm.create_model("vit_base_patch16_224", pretrained=False, img_size=64, **TINY)
+    _randomize(t)
+    t.eval()
+    ours = RegViT(img_size=64, patch_size=16, interpolate_antialias=True, **TINY).eval()
+    sd, report = adapt_to_model(convert_timm(t.state_dict()), ours)
+    assert not report.missing and not report.unexpected
+    ours.load_state_dict(sd)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (ours(x) - t.forward_features(x)).abs().max() <= 1e-5
+
+
+def test_dinov2_offset_interpolation_formula():
+    """Position embeddings resized as DINOv2 does without registers: scale_factor (n + 0.1) / N, no antialias."""
+    m = RegViT(img_size=56, patch_size=14, interpolate_offset=0.1, **TINY)
+    h, w = 3, 6
+    pe = m.pos_embed.reshape(1, 4, 4, -1).permute(0, 3, 1, 2)
+    ref = F.interpolate(pe, scale_factor=((h + 0.1) / 4, (w + 0.1) / 4), mode="bicubic", antialias=False)
+    ref = ref.flatten(2).transpose(1, 2)
+    assert torch.equal(m.interpolate_pos_embed((h, w)), ref)
+    assert m.interpolate_pos_embed((4, 4)) is m.pos_embed
+
+
+def test_token_layout_and_outputs():
+    m = RegViT(img_size=56, patch_size=14, num_register_tokens=3, **TINY).eval()
+    assert m.num_prefix_tokens == 4
+    x = torch.randn(2, 3, 42, 70)
+    tokens, hw = m.prepare_tokens(x)
+    assert hw == (3, 5) and tokens.shape == (2, 4 + 15, 48)
+    assert torch.equal(tokens[0, 0], m.cls_token[0, 0]) and torch.equal(tokens[0, 1:4], m.reg_token[0])
+    maps, prefix = m.forward_intermediates(x, indices=[0, -1], return_prefix_tokens=True)
+    assert [t.shape for t in maps] == [(2, 48, 3, 5)] * 2 and prefix[1].shape == (2, 4, 48)
+    feats = m.forward_features(x)
+    assert torch.allclose(feats["x_norm_patchtokens"].transpose(1, 2).reshape(2, 48, 3, 5), maps[1])
+    assert torch.allclose(feats["x_norm_regtokens"], prefix[1][:, 1:])
+    assert torch.allclose(feats["x_norm_clstoken"], prefix[1][:, 0])
+    assert len(m.forward_intermediates(x, indices=2)) == 2  # int: the last n blocks
+
+
+def test_pad_modes():
+    x = torch.randn(1, 3, 50, 60)
+    for mode, hw in (("center", (4, 5)), ("corner", (4, 5)), ("resize", (4, 4))):
+        m = RegViT(img_size=56, patch_size=14, pad_mode=mode, **TINY)
+        assert m.forward_intermediates(x)[0].shape[-2:] == hw
+    with pytest.raises(ValueError, match="not a multiple of the patch size 14"):
+        RegViT(img_size=56, patch_size=14, pad_mode="error", **TINY)(x)
+    # center padding splits the pad evenly: 50 -> 56 rows (3 above), 60 -> 70 columns (5 left)
+    m = RegViT(img_size=56, patch_size=14, pad_mode="center", **TINY)
+    assert torch.equal(m._fit_input(x)[..., 3:53, 5:65], x)
+
+
+def test_sdpa_equals_explicit_and_attention_rows_sum_to_one():
+    fused = RegViT(img_size=56, patch_size=14, num_register_tokens=2, **TINY).eval()
+    explicit = RegViT(img_size=56, patch_size=14, num_register_tokens=2, fused_attn=False, **TINY).eval()
+    explicit.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 3, 56, 70)
+    with torch.no_grad():
+        assert (fused(x) - explicit(x)).abs().max() <= 1e-5
+        res = fused.forward_blocks(x, [0, 2], capture=("attn", "q", "k", "v", "out"))
+    assert [a.shape for a in res["attn"]] == [(2, 4, 23, 23)] * 2
+    assert torch.allclose(res["attn"][1].sum(-1), torch.ones(2, 4, 23), atol=1e-5)
+    q, k, v = res["q"][1], res["k"][1], res["v"][1]
+    assert torch.allclose(res["attn"][1], ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(-1), atol=1e-6)
+
+
+def test_registers_and_every_parameter_get_gradients():
+    m = RegViT(img_size=56, patch_size=14, num_register_tokens=4, init_values=1e-1, skip_layers=(1,), **TINY)
+    m(torch.randn(2, 3, 56, 42)).pow(2).mean().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+    assert m.reg_token.grad.abs().sum() > 0
+
+
+def test_bad_arguments_fail_clearly():
+    with pytest.raises(ValueError, match="block 0"):
+        RegViT(skip_layers=(0, 1), **TINY)
+    with pytest.raises(ValueError, match="unknown arch"):
+        RegViT(arch="huge")
+    with pytest.raises(ValueError, match="not divisible"):
+        RegViT(embed_dim=50, depth=1, num_heads=4)
+    with pytest.raises(ValueError, match="SkipAt blocks"):
+        RegViT(img_size=56, patch_size=14, skip_layers=(1,), **TINY).forward_blocks(torch.randn(1, 3, 56, 56), [1],
+                                                                                    capture=("attn",))
+    assert math.isfinite(float(RegViT(img_size=28, patch_size=14, **TINY)(torch.randn(1, 3, 28, 28)).sum()))
