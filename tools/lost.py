@@ -26,10 +26,14 @@ FEATURE_CHOICES = ("k", "q", "v", "out")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", nargs="?", help="backbone config: mmengine config with model.backbone, or a file that "
                    "defines backbone = dict(type='dense_adapters.RegViT', ...)")
     p.add_argument("--arch", help="a RegViT preset instead of a config (e.g. dinov2_vits14_reg4)")
+    p.add_argument("--arch-options", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+                   help="RegViT keyword overrides of the preset, e.g. num_register_tokens=4 pad_mode=corner")
     p.add_argument("--checkpoint", help="weights to load (converted on load; overrides the config's init_cfg)")
     p.add_argument("--source", default="auto", help="checkpoint format: auto, dinov2, timm, deit3, native")
     p.add_argument("--dataset", default="VOC07", choices=("VOC07", "VOC12", "COCO20k", "folder"))
@@ -38,7 +42,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--set", default="trainval", help="VOC split (ImageSets/Main/<set>.txt); COCO20k: train")
     p.add_argument("--no-hard", action="store_true", help="VOC: drop truncated/difficult objects and the images "
                    "left without boxes (LOST's --no_hard)")
-    p.add_argument("--ann-file", help="COCO20k: instances JSON (default DATA_ROOT/annotations/instances_train2014.json)")
+    p.add_argument("--ann-file",
+                   help="COCO20k: instances JSON (default DATA_ROOT/annotations/instances_train2014.json)")
     p.add_argument("--split-file", help="COCO20k: file list (default DATA_ROOT/coco_20k_filenames.txt)")
     p.add_argument("--which-features", default="k", choices=FEATURE_CHOICES,
                    help="keys/queries/values of the block (heads concatenated) or its output tokens")
@@ -55,6 +60,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if (args.config is None) == (args.arch is None):
         p.error("give either a backbone config or --arch PRESET (not both)")
+    if args.arch_options and not args.arch:
+        p.error("--arch-options needs --arch (edit the config instead)")
     if args.k_patches < 1 or args.batch_size < 1:
         p.error("--k-patches and --batch-size must be >= 1")
     return args
@@ -65,7 +72,7 @@ def build_backbone(args: argparse.Namespace) -> torch.nn.Module:
     from dense_adapters.nn import create_regvit, load_pretrained
 
     if args.arch:
-        vit = create_regvit(args.arch)
+        vit = create_regvit(args.arch, **args.arch_options)
     else:
         from mmengine.config import Config
 

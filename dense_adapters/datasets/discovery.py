@@ -84,7 +84,8 @@ class VOCBoxes(DiscoveryDataset):
         _require_dir(root, "VOC data root", "pass the folder that holds JPEGImages/, Annotations/ and ImageSets/ "
                      "(e.g. VOCdevkit/VOC2007)")
         split_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
-        _require_file(split_file, "VOC split file", f"pick a --set that exists under {os.path.join(root, 'ImageSets', 'Main')}")
+        _require_file(split_file, "VOC split file",
+                      f"pick a --set that exists under {os.path.join(root, 'ImageSets', 'Main')}")
         with open(split_file) as f:
             ids = [line.split()[0] for line in f if line.strip()]
         self.name = f"VOC_{split}" + ("-nohards" if remove_hards else "")
@@ -147,7 +148,8 @@ class COCO20kBoxes(DiscoveryDataset):
         items = []
         for img_id in wanted:
             if img_id not in files:
-                raise ValueError(f"image id {img_id} of {file_list} is not in {ann_file}: use the {split}2014 annotations")
+                raise ValueError(f"image id {img_id} of {file_list} is not in {ann_file}: "
+                                 f"use the {split}2014 annotations")
             objs = [a for a in anns.get(img_id, []) if not a.get("iscrowd", 0)]
             if not objs:
                 self.num_skipped += 1

@@ -110,8 +110,10 @@ def test_folder_has_no_annotations(voc_root):
 def test_normalize_pad_and_batches():
     img = np.full((5, 7, 3), 255, np.uint8)
     x = normalize_image(img)
-    torch.testing.assert_close(x[:, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    torch.testing.assert_close(x[:, 0, 0], (1 - mean) / std)
     assert padded_size((5, 7), 4) == (8, 8) and padded_size((8, 9), 4) == (8, 12)
     p = pad_to(x, (8, 8))
-    assert p.shape == (3, 8, 8) and torch.equal(p[:, :5, :7], x) and p[:, 5:].abs().sum() == 0 and p[:, :, 7:].abs().sum() == 0
+    assert p.shape == (3, 8, 8) and torch.equal(p[:, :5, :7], x)
+    assert p[:, 5:].abs().sum() == 0 and p[:, :, 7:].abs().sum() == 0  # zeros at the bottom and right
     assert size_batches([(8, 8), (8, 12), (8, 8), (8, 8)], 2) == [[0, 2], [3], [1]]
