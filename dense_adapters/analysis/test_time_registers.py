@@ -87,7 +87,7 @@ def find_register_neurons(
         for h in hooks:
             h.remove()
     if n_with == 0:
-        crit = f"{relative} x the median norm" if relative is not None else f"norm {threshold}"
+        crit = f"{relative} x the median norm" if relative is not None else f"norm {threshold:g}"
         raise ValueError(f"no patch token above {crit} at block {det} in {n_images} images: lower --threshold, "
                          "use --relative, or pass more images")
     frac = (per_layer_hits / total_outliers).tolist()

@@ -1,0 +1,96 @@
+"""The command-line tools end to end on the planted-outlier model: files written, numbers right, bad input refused."""
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import PLANT
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools" / "analysis"
+IMAGES = ["chelsea", "coffee", "rocket", "astronaut"]
+
+
+def tool(name: str):
+    spec = importlib.util.spec_from_file_location(f"_tool_{name}", TOOLS / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def assert_files(files):
+    assert files
+    for f in files:
+        assert os.path.getsize(f) > 1000, f  # a real PNG, not an empty file
+
+
+def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path):
+    neurons = tmp_path / "neurons.json"
+    res = tool("find_register_neurons")(IMAGES + planted_ckpt + ["--size", "56", "84", "--top-k", "1",
+                                                                "--out", str(neurons)])
+    assert [(n["layer"], n["neuron"]) for n in res["neurons"]] == [(PLANT["block"], PLANT["neuron"])]
+    assert json.loads(neurons.read_text())["neurons"][0]["neuron"] == PLANT["neuron"]
+    out = tmp_path / "norms"
+    s = tool("token_norms")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--out-dir", str(out),
+                                                         "--tt-registers", str(neurons)])
+    want = sorted(PLANT["positions"])
+    last = s["layers"][-1]
+    assert [sorted(map(tuple, o["positions"])) for o in last["outliers"]] == [want, want]
+    assert last["patch"]["max"] > 150 and s["layers"][0]["num_outliers"] == 0
+    assert all(L["num_outliers"] == 0 for L in s["tt_registers"]["layers"])
+    assert s["tt_registers"]["layers"][-1]["registers"]["min"] > 150  # moved into the test-time register
+    names = {os.path.basename(f) for f in s["files"]}
+    assert names == {"norms_hist.png", "norms_hist_tt.png", "chelsea_outliers.png", "coffee_outliers.png",
+                     "chelsea_layers.png", "coffee_layers.png"}
+    assert_files(s["files"])
+    assert json.loads((out / "summary.json").read_text())["layers"][1]["num_outliers"] == 4
+
+
+def test_attention_maps_tool(planted_ckpt, tmp_path):
+    s = tool("attention_maps")(["chelsea"] + planted_ckpt + ["--size", "84", "--out-dir", str(tmp_path),
+                                                            "--layer", "1"])
+    assert s["layer"] == 1 and list(s["images"]["chelsea"]) == ["cls"]
+    st = s["images"]["chelsea"]["cls"]
+    assert 0 < st["patch_mass"] <= 1 and st["entropy_bits"] <= st["max_entropy_bits"] + 1e-9
+    assert_files(s["files"])
+    assert (tmp_path / "attention.json").exists()
+
+
+def test_layer_similarity_tool(planted_ckpt, tmp_path):
+    s = tool("layer_similarity")(IMAGES[:3] + planted_ckpt + ["--size", "56", "84", "--views", "3",
+                                                              "--batch-size", "4", "--out-dir", str(tmp_path)])
+    assert s["num_examples"] == 8 and s["num_batches"] == 2  # 9 views, the 9th does not fill a batch
+    for key in ("cls_attention", "attn_out"):
+        m = s[key]["cka"]
+        assert len(m) == 3 and all(abs(m[i][i] - 1) < 1e-9 for i in range(3))
+        assert all(abs(m[i][j] - m[j][i]) < 1e-9 for i in range(3) for j in range(3))
+    assert_files(s["files"])
+
+
+def test_config_backbone(tmp_path):
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text("default_scope = 'mmseg'\n"
+                   "model = dict(type='EncoderDecoder', backbone=dict(type='dense_adapters.RegViT', arch='tiny', "
+                   "embed_dim=32, depth=2, num_heads=2, num_register_tokens=2, img_size=56, patch_size=14))\n")
+    s = tool("attention_maps")(["coffee", "--config", str(cfg), "--size", "56", "--out-dir", str(tmp_path)])
+    assert list(s["images"]["coffee"]) == ["cls", "reg0", "reg1"]
+
+
+def test_bad_input_is_refused(planted_ckpt, tmp_path):
+    with pytest.raises(SystemExit, match="exactly one of --config"):
+        tool("token_norms")(["chelsea", "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match="neither an image file, a folder, nor a sample photo"):
+        tool("token_norms")(["no_such_image.jpg"] + planted_ckpt + ["--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"no patch token above norm 1e\+06 at block 2"):
+        tool("find_register_neurons")(["chelsea"] + planted_ckpt + ["--threshold", "1e6", "--out",
+                                                                    str(tmp_path / "n.json")])
+    with pytest.raises(SystemExit):
+        tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--batch-size", "3"])
+    with pytest.raises(SystemExit, match="no full batch"):
+        tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--views", "2", "--size", "56", "84",
+                                                              "--out-dir", str(tmp_path)])
+    cfg = tmp_path / "nobb.py"
+    cfg.write_text("model = dict(type='EncoderDecoder')\n")
+    with pytest.raises(SystemExit, match="has no model.backbone"):
+        tool("token_norms")(["chelsea", "--config", str(cfg)])
