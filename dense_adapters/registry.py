@@ -19,11 +19,11 @@ METRICS = Registry("metric", parent=MMSEG_METRICS, scope="dense_adapters", locat
 HOOKS = Registry("hook", parent=MMSEG_HOOKS, scope="dense_adapters", locations=["dense_adapters.engine"])
 
 
-def register_all_modules() -> None:
-    """Import every registered class (mmseg's and ours); the tools call this before building a config."""
+def register_all_modules(init_default_scope: bool = True) -> None:
+    """Import every registered class (mmseg's and ours) and, by default, make 'mmseg' the default scope."""
     from mmseg.utils import register_all_modules as register_mmseg
 
-    register_mmseg(init_default_scope=False)
+    register_mmseg(init_default_scope=init_default_scope)
     import dense_adapters.datasets  # noqa: F401
     import dense_adapters.evaluation  # noqa: F401
     import dense_adapters.models  # noqa: F401

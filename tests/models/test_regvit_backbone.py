@@ -1,0 +1,63 @@
+"""The registered mmseg backbone and the linear probe head."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dense_adapters.registry import MODELS, register_all_modules
+
+register_all_modules()
+TINY = dict(type="dense_adapters.RegViT", img_size=56, patch_size=14, embed_dim=48, depth=3, num_heads=4,
+            num_register_tokens=4)
+
+
+def test_outputs_at_out_indices_with_cls_tokens():
+    b = MODELS.build(dict(TINY, out_indices=(0, -1), output_cls_token=True)).eval()
+    x = torch.randn(2, 3, 42, 70)
+    outs = b(x)
+    assert len(outs) == 2 and outs[0][0].shape == (2, 48, 3, 5) and outs[0][1].shape == (2, 48)
+    maps, prefix = b.vit.forward_intermediates(x, [0, 2], return_prefix_tokens=True)
+    assert torch.equal(outs[1][0], maps[1]) and torch.equal(outs[1][1], prefix[1][:, 0])
+    plain = MODELS.build(dict(TINY, out_indices=(1,), final_norm=False))
+    assert plain(x)[0].shape == (2, 48, 3, 5)
+
+
+def test_frozen_mode_for_linear_probing():
+    b = MODELS.build(dict(TINY, drop_path_rate=0.5, frozen=True))
+    b.train()
+    assert not b.vit.training and not any(p.requires_grad for p in b.parameters())
+    x = torch.randn(2, 3, 56, 56)
+    assert torch.equal(b(x)[0], b(x)[0])  # eval mode: drop path off, deterministic
+    assert not b(x)[0].requires_grad
+
+
+def test_pretrained_init_cfg_converts_and_reports(tmp_path, caplog):
+    src = MODELS.build(TINY)
+    torch.save({f"backbone.vit.{k}": v for k, v in src.vit.state_dict().items()}, tmp_path / "ckpt.pth")
+    dst = MODELS.build(dict(TINY, skip_layers=(2,), init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "ckpt.pth"),
+                                                                   source="native")))
+    dst.init_weights()
+    assert torch.equal(dst.vit.blocks[1].attn.qkv.weight, src.vit.blocks[1].attn.qkv.weight)
+    missing = MODELS.build(dict(TINY, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "none.pth"))))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        missing.init_weights()
+
+
+def test_unknown_preset_fails_clearly():
+    with pytest.raises(ValueError, match="unknown preset 'dinov3'"):
+        MODELS.build(dict(type="dense_adapters.RegViT", preset="dinov3"))
+
+
+def test_linear_probe_head_is_bn_plus_1x1_conv_over_patch_and_cls():
+    head = MODELS.build(dict(type="dense_adapters.LinearProbeHead", in_channels=[48, 48], in_index=[0, 1],
+                             upsample=2, num_classes=5)).eval()
+    assert head.channels == 192
+    feats = [[torch.randn(2, 48, 3, 5), torch.randn(2, 48)], [torch.randn(2, 48, 3, 5), torch.randn(2, 48)]]
+    x = torch.cat([torch.cat([p, c[:, :, None, None].expand_as(p)], 1) for p, c in feats], 1)
+    x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    bn = head.bn
+    ref = (x - bn.running_mean[None, :, None, None]) / torch.sqrt(bn.running_var[None, :, None, None] + bn.eps)
+    ref = ref * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+    ref = F.conv2d(ref, head.conv_seg.weight, head.conv_seg.bias)
+    assert torch.allclose(head(feats), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="output_cls_token=True"):
+        head([torch.randn(2, 48, 3, 5)] * 2)
