@@ -1,0 +1,1 @@
+"""Image restorers for mmengine's Runner (denoising)."""
