@@ -270,7 +270,8 @@ class Uformer(nn.Module):
         self.num_levels, self.embed_dim, self.skip_mode, self.pad_mode = L, embed_dim, skip_mode, pad_mode
         self.depths = tuple(depths)
         C = embed_dim
-        enc_dpr = torch.linspace(0, drop_path_rate, sum(depths[:L])).tolist()
+        n_enc = sum(depths[:L])
+        enc_dpr = [drop_path_rate * i / max(n_enc - 1, 1) for i in range(n_enc)]  # torch.linspace, on any device
         dec_dpr = enc_dpr[::-1] + [drop_path_rate] * max(0, sum(depths[L + 1:]) - len(enc_dpr))
         kw = dict(win_size=win_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, shift=shift)
 
