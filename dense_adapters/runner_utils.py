@@ -1,9 +1,12 @@
 """What tools/train.py and tools/test.py share: config preparation, CPU adjustments, data checks, one-line errors."""
 from __future__ import annotations
 
+import glob
 import os
 import os.path as osp
+import re
 import sys
+import zipfile
 from typing import Callable, Optional
 
 from . import compat
@@ -83,7 +86,8 @@ def adjust_for_device(cfg) -> None:
     env = cfg.setdefault("env_cfg", {})
     env.setdefault("dist_cfg", {})["backend"] = "gloo"
     env["cudnn_benchmark"] = False
-    if cfg.get("launcher", "none") != "none" and not cfg.get("model_wrapper_cfg"):
+    if (cfg.get("launcher", "none") != "none" and not cfg.get("model_wrapper_cfg")
+            and cfg.get("runner_type", "Runner") == "Runner"):
         cfg["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None)
 
 
@@ -123,12 +127,114 @@ def load_config(path: str, cfg_options: Optional[dict], data_root: Optional[str]
     return cfg
 
 
+# ---- reliability: hooks, loop, data checks, resume -----------------------------------------------------------------
+
+def _type_name(t) -> str:
+    return str(t).rsplit(".", 1)[-1] if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
+    """Turn on the toolkit's safety nets for a run; ``mode`` is 'train', 'resume', 'finetune' (``load_from``) or
+    'test'.
+
+    * every loaded checkpoint is checked against the model (CheckpointFitHook: strict, or heads may differ when
+      fine-tuning) and loaded with ``weights_only=True`` unless ``trust_pickle``;
+    * loading transforms of the used datasets are wrapped in CheckedLoading (corrupt files, sizes, label range);
+    * training stops at a non-finite loss (NanGuardHook), checkpoints hold random states (ExactResumeHook) and
+      iteration-based loops resume exactly (ResumableIterBasedTrainLoop).
+    """
+    from .datasets.checks import add_load_checks
+
+    if mode not in ("train", "resume", "finetune", "test"):
+        raise ValueError(f"unknown mode {mode!r}")
+    compat.set_trust_pickle(trust_pickle)
+    if trust_pickle and isinstance(cfg.get("model", {}).get("backbone"), dict):
+        init = cfg.model.backbone.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            init["trust_pickle"] = True
+    hooks = list(cfg.get("custom_hooks") or [])
+    have = {_type_name(h.get("type")) for h in hooks}
+
+    def add(hook: dict) -> None:
+        if _type_name(hook["type"]) not in have:
+            hooks.append(hook)
+
+    add(dict(type="dense_adapters.CheckpointFitHook", mode="finetune" if mode == "finetune" else "strict"))
+    if mode != "test":
+        add(dict(type="dense_adapters.NanGuardHook"))
+        add(dict(type="dense_adapters.ExactResumeHook"))
+        tc = cfg.get("train_cfg")
+        if tc is not None and (tc.get("type") == "IterBasedTrainLoop"
+                               or ("type" not in tc and not tc.get("by_epoch", False))):
+            tc.pop("by_epoch", None)
+            tc["type"] = "dense_adapters.ResumableIterBasedTrainLoop"
+    cfg.custom_hooks = hooks
+    loaders = ("test_dataloader",) if mode == "test" else ("train_dataloader", "val_dataloader")
+    add_load_checks(cfg, loaders)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """True for a readable torch zip checkpoint (a truncated file lacks the zip's central directory)."""
+    try:
+        return osp.isfile(path) and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from: ``last_checkpoint``'s target when complete, else the newest complete
+    ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None when there is none."""
+    pointer = osp.join(work_dir, "last_checkpoint")
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target and is_complete_checkpoint(target):
+            return target
+    found = []
+    for path in glob.glob(osp.join(work_dir, "*.pth")):
+        m = re.fullmatch(r"(iter|epoch)_(\d+)\.pth", osp.basename(path))
+        if m and is_complete_checkpoint(path):
+            found.append((int(m.group(2)), path))
+    return max(found)[1] if found else None
+
+
+CHECKER_FILES = (osp.join("dense_adapters", "nn", "convert.py"),)  # their ValueError/RuntimeError are user errors
+
+
+def _innermost_file(e: BaseException) -> str:
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_filename if tb is not None else ""
+
+
+def user_message(e: BaseException) -> Optional[str]:
+    """The one-line message for an error caused by the user's input, or None for a bug (which keeps its traceback).
+
+    DataLoader workers re-raise errors with the worker's traceback in the text: the last line is the message.
+    """
+    if isinstance(e, (UserError, FileNotFoundError, compat.UntrustedCheckpoint)):
+        text = str(e)
+    elif isinstance(e, (ValueError, RuntimeError)) and _innermost_file(e).endswith(CHECKER_FILES):
+        text = str(e)
+    else:
+        return None
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        head, _, rest = last.partition(": ")
+        text = rest if rest and re.fullmatch(r"[\w.]+", head) else last
+    return " ".join(text.split("\n")[0].split()) if "\n" in text else text
+
+
 def run_cli(main: Callable[[], None]) -> None:
     """Run a tool's main; user errors and missing files end in one line on stderr and exit code 2."""
     try:
         main()
-    except (UserError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except Exception as e:
+        msg = user_message(e)
+        if msg is None:
+            raise
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)

@@ -11,7 +11,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from dense_adapters.runner_utils import UserError, adjust_for_device, check_data, default_work_dir, load_config, run_cli
+from dense_adapters.runner_utils import (UserError, add_reliability, adjust_for_device, check_data, default_work_dir,
+                                         load_config, run_cli)
 
 
 def parse_args() -> argparse.Namespace:
@@ -26,6 +27,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--tta", action="store_true", help="test-time augmentation from the config's tta_pipeline")
     p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
     p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
     p.add_argument("--local_rank", "--local-rank", type=int, default=0)
     args = p.parse_args()
@@ -65,9 +68,18 @@ def main() -> None:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    add_reliability(cfg, "test", trust_pickle=args.trust_pickle)
     adjust_for_device(cfg)
     check_data(cfg, ("test_dataloader",))
-    runner = Runner.from_cfg(cfg)
+    from dense_adapters.datasets.checks import check_datasets
+
+    check_datasets(cfg, ("test_dataloader",))
+    if "runner_type" in cfg:
+        from mmengine.registry import RUNNERS
+
+        runner = RUNNERS.build(cfg)
+    else:
+        runner = Runner.from_cfg(cfg)
     metrics = runner.test()
     print("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
 
