@@ -131,3 +131,21 @@ def test_config_xor_arch(tool, tiny_cfg, tmp_path):
         tool.parse_args(["--data-root", str(tmp_path), "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         tool.parse_args([tiny_cfg, "--arch", "vit_tiny_patch16_224", "--data-root", str(tmp_path), "--out", "o"])
+
+
+def test_mmengine_model_config_with_init_cfg(tool, tmp_path):
+    """A full model config: model.backbone is used and its init_cfg checkpoint is loaded."""
+    from dense_adapters.nn import RegViT
+
+    torch.manual_seed(7)
+    ref = RegViT(embed_dim=32, depth=2, num_heads=2, patch_size=16, num_register_tokens=4, img_size=64)
+    torch.save(ref.state_dict(), tmp_path / "w.pth")
+    cfg = tmp_path / "seg.py"
+    cfg.write_text("model = dict(type='EncoderDecoder', backbone=dict(\n    type='dense_adapters.RegViT', embed_dim=32, "
+                   "depth=2, num_heads=2, patch_size=16, num_register_tokens=4, img_size=64,\n"
+                   f"    init_cfg=dict(type='Pretrained', checkpoint='{tmp_path / 'w.pth'}', source='native')))\n")
+    args = tool.parse_args([str(cfg), "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
+    vit = tool.build_backbone(args)
+    assert vit.num_prefix_tokens == 5
+    for k, v in ref.state_dict().items():
+        torch.testing.assert_close(vit.state_dict()[k], v)
