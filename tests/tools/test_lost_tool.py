@@ -141,8 +141,9 @@ def test_mmengine_model_config_with_init_cfg(tool, tmp_path):
     ref = RegViT(embed_dim=32, depth=2, num_heads=2, patch_size=16, num_register_tokens=4, img_size=64)
     torch.save(ref.state_dict(), tmp_path / "w.pth")
     cfg = tmp_path / "seg.py"
-    cfg.write_text("model = dict(type='EncoderDecoder', backbone=dict(\n    type='dense_adapters.RegViT', embed_dim=32, "
-                   "depth=2, num_heads=2, patch_size=16, num_register_tokens=4, img_size=64,\n"
+    cfg.write_text("model = dict(type='EncoderDecoder', backbone=dict(\n"
+                   "    type='dense_adapters.RegViT', embed_dim=32, depth=2, num_heads=2, patch_size=16,\n"
+                   "    num_register_tokens=4, img_size=64,\n"
                    f"    init_cfg=dict(type='Pretrained', checkpoint='{tmp_path / 'w.pth'}', source='native')))\n")
     args = tool.parse_args([str(cfg), "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
     vit = tool.build_backbone(args)
