@@ -16,8 +16,13 @@ from torch import Tensor
 
 
 def _gram(x: Tensor) -> Tensor:
-    """[n, ...] -> linear Gram matrix [n, n] in float64."""
+    """[n, ...] -> linear Gram matrix [n, n] in float64 of the batch-centred features.
+
+    Both HSIC estimators are invariant to shifting the features; centring first keeps the precision when the
+    examples differ little (e.g. near-uniform attention maps of a randomly initialised ViT).
+    """
     x = x.reshape(x.shape[0], -1).double()
+    x = x - x.mean(0, keepdim=True)
     return x @ x.T
 
 
@@ -93,7 +98,10 @@ class MinibatchCKA:
         self.num_examples += n
 
     def compute(self) -> Tensor:
-        """CKA matrix [A, B] (float64)."""
+        """CKA matrix [A, B] (float64); NaN where a representation has no variance (HSIC(K, K) <= 0: the
+        unbiased estimate of a zero quantity can come out negative)."""
         if self.xy is None:
             raise RuntimeError("MinibatchCKA.compute() called before any update()")
-        return self.xy / (self.xx[:, None] * self.yy[None, :]).clamp_min(1e-300).sqrt()
+        den = self.xx[:, None] * self.yy[None, :]
+        ok = (self.xx[:, None] > 0) & (self.yy[None, :] > 0)
+        return torch.where(ok, self.xy / den.clamp_min(1e-300).sqrt(), torch.full_like(den, float("nan")))

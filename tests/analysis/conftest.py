@@ -1,4 +1,6 @@
 """Fixtures of the analysis tests: a tiny ViT with a planted register neuron, on real photos."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -20,6 +22,12 @@ def planted_vit(**kw) -> RegViT:
     vit = tiny_vit(**kw)
     plant_register_neuron(vit, **PLANT)
     return vit
+
+
+@pytest.fixture(scope="session")
+def ana() -> SimpleNamespace:
+    """The tiny-model helpers (tests run in importlib mode: they cannot import this conftest)."""
+    return SimpleNamespace(TINY=TINY, PLANT=PLANT, tiny_vit=tiny_vit, planted_vit=planted_vit)
 
 
 @pytest.fixture(scope="session")

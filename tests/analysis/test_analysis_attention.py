@@ -2,12 +2,11 @@
 import pytest
 import torch
 
-from conftest import tiny_vit
 from dense_adapters.analysis.attention import cls_attention_features, prefix_attention
 
 
-def test_rows_sum_to_one_and_match_softmax_of_q_k(photos_batch):
-    vit = tiny_vit(num_register_tokens=2)
+def test_rows_sum_to_one_and_match_softmax_of_q_k(photos_batch, ana):
+    vit = ana.tiny_vit(num_register_tokens=2)
     res = prefix_attention(vit, photos_batch, [0, 2])
     probs, maps = res["probs"][1], res["maps"][1]  # block 2
     assert res["labels"] == ["cls", "reg0", "reg1"] and res["hw"] == (4, 6)
@@ -27,9 +26,9 @@ def test_rows_sum_to_one_and_match_softmax_of_q_k(photos_batch):
     assert f.shape == (3, 2 * 24)
 
 
-def test_skip_blocks_and_missing_cls_refused(photos_batch):
-    vit = tiny_vit(skip_layers=(1,))
+def test_skip_blocks_and_missing_cls_refused(photos_batch, ana):
+    vit = ana.tiny_vit(skip_layers=(1,))
     with pytest.raises(ValueError, match="SkipAt"):
         prefix_attention(vit, photos_batch, [1])
     with pytest.raises(ValueError, match="class token"):
-        cls_attention_features(torch.zeros(1, 2, 5, 5), tiny_vit(class_token=False))
+        cls_attention_features(torch.zeros(1, 2, 5, 5), ana.tiny_vit(class_token=False))

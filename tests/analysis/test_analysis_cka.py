@@ -88,3 +88,16 @@ def test_bad_inputs():
         linear_cka(x, feats(n=5)[1])
     with pytest.raises(RuntimeError, match="before any update"):
         MinibatchCKA().compute()
+
+
+def test_shift_invariance_precision_and_constant_representation():
+    x, y = feats(n=16)
+    acc, shifted = MinibatchCKA(), MinibatchCKA()
+    acc.update([x, y])
+    # features that differ little around a large common value, as near-uniform attention maps do
+    shifted.update([(1.0 + 1e-4 * x).float(), y])
+    torch.testing.assert_close(shifted.compute(), acc.compute(), rtol=1e-3, atol=1e-3)
+    const = MinibatchCKA()
+    const.update([torch.ones(8, 3), y[:8]])
+    m = const.compute()
+    assert torch.isnan(m[0]).all() and m[1, 1] == pytest.approx(1.0)

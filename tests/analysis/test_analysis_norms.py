@@ -2,16 +2,15 @@
 import pytest
 import torch
 
-from conftest import PLANT, planted_vit, tiny_vit
 from dense_adapters.analysis.norms import outlier_mask, split_prefix, summarize, token_norms
 
 
-def test_planted_outliers_found_at_their_positions(photos_batch):
-    vit = planted_vit()
+def test_planted_outliers_found_at_their_positions(photos_batch, ana):
+    vit = ana.planted_vit()
     norms = token_norms(vit, photos_batch)
     assert [ln.layer for ln in norms] == [0, 1, 2]
     assert norms[0].patches.shape == (3, 4, 6)  # non-square grid kept
-    want = sorted(PLANT["positions"])
+    want = sorted(ana.PLANT["positions"])
     assert not outlier_mask(norms[0].patches, 150).any()  # before the planted block: nothing
     for ln in norms[1:]:
         for b in range(3):
@@ -25,15 +24,15 @@ def test_planted_outliers_found_at_their_positions(photos_batch):
     assert torch.equal(outlier_mask(norms[2].patches, relative=10), outlier_mask(norms[2].patches, 150))
 
 
-def test_norms_equal_block_outputs_split_by_prefix(photos_batch):
-    vit = tiny_vit(num_register_tokens=2)
+def test_norms_equal_block_outputs_split_by_prefix(photos_batch, ana):
+    vit = ana.tiny_vit(num_register_tokens=2)
     out = vit.forward_blocks(photos_batch, [1], capture=("out",))["out"][0]  # [B, 3 + 24, C]
     ln = token_norms(vit, photos_batch, [1])[0]
     assert ln.registers.shape == (3, 2) and ln.cls.shape == (3,)
     torch.testing.assert_close(ln.cls, out[:, 0].norm(dim=-1))
     torch.testing.assert_close(ln.registers, out[:, 1:3].norm(dim=-1))
     torch.testing.assert_close(ln.patches.flatten(1), out[:, 3:].norm(dim=-1))
-    cls, reg, patches = split_prefix(out, tiny_vit(num_register_tokens=2, class_token=False))
+    cls, reg, patches = split_prefix(out, ana.tiny_vit(num_register_tokens=2, class_token=False))
     assert cls is None and reg.shape[1] == 2 and patches.shape[1] == out.shape[1] - 2
 
 

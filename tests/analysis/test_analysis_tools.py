@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLANT
 
 TOOLS = Path(__file__).resolve().parents[2] / "tools" / "analysis"
 IMAGES = ["chelsea", "coffee", "rocket", "astronaut"]
@@ -25,16 +24,16 @@ def assert_files(files):
         assert os.path.getsize(f) > 1000, f  # a real PNG, not an empty file
 
 
-def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path):
+def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path, ana):
     neurons = tmp_path / "neurons.json"
     res = tool("find_register_neurons")(IMAGES + planted_ckpt + ["--size", "56", "84", "--top-k", "1",
                                                                 "--out", str(neurons)])
-    assert [(n["layer"], n["neuron"]) for n in res["neurons"]] == [(PLANT["block"], PLANT["neuron"])]
-    assert json.loads(neurons.read_text())["neurons"][0]["neuron"] == PLANT["neuron"]
+    assert [(n["layer"], n["neuron"]) for n in res["neurons"]] == [(ana.PLANT["block"], ana.PLANT["neuron"])]
+    assert json.loads(neurons.read_text())["neurons"][0]["neuron"] == ana.PLANT["neuron"]
     out = tmp_path / "norms"
     s = tool("token_norms")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--out-dir", str(out),
                                                          "--tt-registers", str(neurons)])
-    want = sorted(PLANT["positions"])
+    want = sorted(ana.PLANT["positions"])
     last = s["layers"][-1]
     assert [sorted(map(tuple, o["positions"])) for o in last["outliers"]] == [want, want]
     assert last["patch"]["max"] > 150 and s["layers"][0]["num_outliers"] == 0

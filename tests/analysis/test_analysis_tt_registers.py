@@ -4,38 +4,37 @@ import json
 import pytest
 import torch
 
-from conftest import PLANT, planted_vit, tiny_vit
 from dense_adapters.analysis.norms import outlier_mask, token_norms
 from dense_adapters.analysis.test_time_registers import (TestTimeRegisterMixin, TestTimeRegisterViT,
                                                          add_test_time_registers, find_register_neurons,
                                                          load_register_neurons)
 
 
-def test_search_ranks_the_planted_neuron_first(photos_batch):
-    vit = planted_vit()
+def test_search_ranks_the_planted_neuron_first(photos_batch, ana):
+    vit = ana.planted_vit()
     res = find_register_neurons(vit, [photos_batch[:2], photos_batch[2:]], threshold=150, top_k=5)
     top = res["neurons"][0]
-    assert (top["layer"], top["neuron"]) == (PLANT["block"], PLANT["neuron"])
+    assert (top["layer"], top["neuron"]) == (ana.PLANT["block"], ana.PLANT["neuron"])
     assert top["score"] > 10 * res["neurons"][1]["score"]
-    assert res["emergence_layer"] == PLANT["block"] and res["max_layer"] == PLANT["block"]
+    assert res["emergence_layer"] == ana.PLANT["block"] and res["max_layer"] == ana.PLANT["block"]
     assert res["outlier_fraction_by_layer"] == [0.0, 1.0, 1.0]
     assert res["num_outliers"] == 6 and res["num_images_with_outliers"] == 3
-    assert all(n["layer"] <= PLANT["block"] for n in res["neurons"])
-    assert PLANT["neuron"] in load_register_neurons(json.loads(json.dumps(res)))[PLANT["block"]]
+    assert all(n["layer"] <= ana.PLANT["block"] for n in res["neurons"])
+    assert ana.PLANT["neuron"] in load_register_neurons(json.loads(json.dumps(res)))[ana.PLANT["block"]]
 
 
-def test_no_outliers_gives_a_clear_error(photos_batch):
+def test_no_outliers_gives_a_clear_error(photos_batch, ana):
     with pytest.raises(ValueError, match="no patch token above norm 150"):
-        find_register_neurons(tiny_vit(), [photos_batch])
+        find_register_neurons(ana.tiny_vit(), [photos_batch])
 
 
-def test_shift_removes_outliers_and_keeps_other_outputs(photos_batch):
-    vit = planted_vit()
+def test_shift_removes_outliers_and_keeps_other_outputs(photos_batch, ana):
+    vit = ana.planted_vit()
     before = vit(photos_batch)  # [B, 1 + 24, C]
     pre = vit.forward_blocks(photos_batch, [2])["out"][0]  # before the final norm
     n_before = token_norms(vit, photos_batch)
     keys = set(vit.state_dict())
-    add_test_time_registers(vit, {PLANT["block"]: [PLANT["neuron"]]})
+    add_test_time_registers(vit, {ana.PLANT["block"]: [ana.PLANT["neuron"]]})
     assert isinstance(vit, TestTimeRegisterMixin) and vit.num_prefix_tokens == 2
     assert set(vit.state_dict()) == keys  # no new parameters: checkpoints stay interchangeable
     after = vit(photos_batch)  # [B, 2 + 24, C]
@@ -49,7 +48,7 @@ def test_shift_removes_outliers_and_keeps_other_outputs(photos_batch):
     assert n_after[0].registers.max() < 1  # an ordinary (zero-initialised) token before the register neuron's block
     # the other patches barely move (< 2 % of their norm), cls little (its norm is tiny in a random model)
     planted = torch.zeros(4, 6, dtype=torch.bool)
-    for r, c in PLANT["positions"]:
+    for r, c in ana.PLANT["positions"]:
         planted[r, c] = True
     keep = ~planted.flatten()
     rel = (after[:, 2:] - before[:, 1:]).norm(dim=-1) / before[:, 1:].norm(dim=-1)  # [B, 24] (final norm applied)
@@ -66,14 +65,12 @@ def test_shift_removes_outliers_and_keeps_other_outputs(photos_batch):
     torch.testing.assert_close(vit(photos_batch), before)
 
 
-def test_constructor_matches_conversion_with_registers_and_skipat(photos_batch):
+def test_constructor_matches_conversion_with_registers_and_skipat(photos_batch, ana):
     kw = dict(num_register_tokens=2, skip_layers=(2,))
     spec = [(1, 5), (0, 3)]
-    a = add_test_time_registers(tiny_vit(**kw), spec, num_test_time_registers=2)
+    a = add_test_time_registers(ana.tiny_vit(**kw), spec, num_test_time_registers=2)
     torch.manual_seed(0)
-    from conftest import TINY
-
-    b = TestTimeRegisterViT(spec, 2, **{**TINY, **kw}).eval()
+    b = TestTimeRegisterViT(spec, 2, **{**ana.TINY, **kw}).eval()
     assert a.num_prefix_tokens == b.num_prefix_tokens == 5
     assert all(blk.num_prefix_tokens == 5 for blk in a.blocks)
     torch.testing.assert_close(a(photos_batch), b(photos_batch))
@@ -85,7 +82,7 @@ def test_constructor_matches_conversion_with_registers_and_skipat(photos_batch):
         add_test_time_registers(a, spec)
 
 
-def test_neuron_specs_and_bad_input(tmp_path):
+def test_neuron_specs_and_bad_input(tmp_path, ana):
     assert load_register_neurons([(2, 7), (0, 1), (2, 3)]) == {0: [1], 2: [3, 7]}
     assert load_register_neurons({"1": [4, 4]}) == {1: [4]}
     path = tmp_path / "n.json"
@@ -96,8 +93,8 @@ def test_neuron_specs_and_bad_input(tmp_path):
     with pytest.raises(ValueError, match="no register neurons"):
         load_register_neurons([])
     with pytest.raises(ValueError, match="layer 9 out of range"):
-        add_test_time_registers(tiny_vit(), [(9, 0)])
+        add_test_time_registers(ana.tiny_vit(), [(9, 0)])
     with pytest.raises(ValueError, match="out of range for block 0's MLP width 128"):
-        add_test_time_registers(tiny_vit(), [(0, 128)])
+        add_test_time_registers(ana.tiny_vit(), [(0, 128)])
     with pytest.raises(TypeError, match="needs a dense_adapters.nn.RegViT"):
         add_test_time_registers(torch.nn.Linear(2, 2), [(0, 0)])

@@ -92,7 +92,7 @@ def main(argv=None) -> dict:
         m = acc.compute()
         adj = [m[i, i + 1].item() for i in range(len(blocks) - 1)]
         summary[key] = {"blocks": blocks, "cka": m.tolist(), "adjacent": adj,
-                        "mean_adjacent": float(np.mean(adj)) if adj else None}
+                        "mean_adjacent": float(np.nanmean(adj)) if adj else None}
         files.append(plotting.similarity_heatmap(
             m, os.path.join(args.out_dir, f"cka_{key}.png"),
             f"{title} ({cka_out.num_examples} ex.)", labels=blocks))
