@@ -61,3 +61,13 @@ def test_linear_probe_head_is_bn_plus_1x1_conv_over_patch_and_cls():
     assert torch.allclose(head(feats), ref, atol=1e-5)
     with pytest.raises(ValueError, match="output_cls_token=True"):
         head([torch.randn(2, 48, 3, 5)] * 2)
+
+
+def test_test_time_register_backbone_keeps_keys_and_outputs_shapes():
+    plain = MODELS.build(TINY).eval()
+    tt = MODELS.build(dict(TINY, type="dense_adapters.TTRegViT", register_neurons={1: [3, 5]})).eval()
+    assert tt.num_prefix_tokens == plain.num_prefix_tokens + 1
+    assert tt.state_dict().keys() == plain.state_dict().keys()
+    tt.load_state_dict(plain.state_dict())
+    x = torch.randn(1, 3, 42, 56)
+    assert tt(x)[0].shape == plain(x)[0].shape == (1, 48, 3, 4)
