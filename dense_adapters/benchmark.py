@@ -353,14 +353,23 @@ def run_group(group: Group, device: torch.device, warmup: int = 2, repeats: int 
 
 
 def group_ratios(group: Group, rows: list[dict]) -> list[dict]:
-    """Throughput ratios named by the group, e.g. ours/timm = img/s of ours over img/s of timm."""
+    """Throughput ratios named by the group, e.g. ours/timm = img/s of ours over img/s of timm.
+
+    ``value`` is the median over repeats of the ratio within each repeat (the two runs were adjacent in time,
+    so a load change on a shared machine hits both); ``iqr`` its spread; ``of_medians`` the ratio of the
+    two median throughputs.
+    """
     by = {r["label"]: r for r in rows if r["group"] == group.name}
     out = []
     for num, den in group.ratios:
-        if num in by and den in by:
-            q = by[num]["img_per_s"] / by[den]["img_per_s"]
-            out.append(dict(group=group.name, ratio=f"{num}/{den}", value=q, model=by[num]["model"],
-                            size=by[num]["size"], mode=by[num]["mode"], dtype=by[num]["dtype"]))
+        if num not in by or den not in by:
+            continue
+        a, b = by[num], by[den]
+        paired = [(a["batch"] / ta) / (b["batch"] / tb) for ta, tb in zip(a["times_ms"], b["times_ms"])]
+        q1, med, q3 = quartiles(paired)
+        out.append(dict(group=group.name, ratio=f"{num}/{den}", value=med, iqr=q3 - q1,
+                        of_medians=a["img_per_s"] / b["img_per_s"], model=a["model"], size=a["size"],
+                        mode=a["mode"], dtype=a["dtype"]))
     return out
 
 

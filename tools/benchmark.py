@@ -212,9 +212,10 @@ def markdown(report: dict) -> str:
     for r in report["rows"]:
         lines.append("| " + " | ".join(_fmt(r.get(k)) for _, k in COLUMNS) + " |")
     lines += ["", "## Ratios (throughput, same group, measured interleaved)", "",
-              "| group | ratio | value |", "|---|---|---|"]
+              "Median over repeats of the ratio within each repeat (IQR), and the ratio of the median throughputs.",
+              "", "| group | ratio | median paired | IQR | of medians |", "|---|---|---|---|---|"]
     for q in report["ratios"]:
-        lines.append(f"| {q['group']} | {q['ratio']} | {q['value']:.3f} |")
+        lines.append(f"| {q['group']} | {q['ratio']} | {q['value']:.3f} | {q['iqr']:.3f} | {q['of_medians']:.3f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +304,8 @@ def main(argv: Optional[list] = None) -> dict:
     print()
     print_table(rows)
     for q in ratios:
-        print(f"{q['group']:>45}  {q['ratio']:>24}  {q['value']:.3f}")
+        print(f"{q['group']:>45}  {q['ratio']:>24}  {q['value']:.3f} (IQR {q['iqr']:.3f}, of medians "
+              f"{q['of_medians']:.3f})")
     if a.out_json:
         with open(a.out_json, "w") as f:
             json.dump(report, f, indent=1)
