@@ -159,7 +159,8 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
         if _type_name(hook["type"]) not in have:
             hooks.append(hook)
 
-    add(dict(type="dense_adapters.CheckpointFitHook", mode="finetune" if mode == "finetune" else "strict"))
+    if cfg.get("runner_type", "Runner") == "Runner":  # FlexibleRunner strategies may hold sharded state dicts
+        add(dict(type="dense_adapters.CheckpointFitHook", mode="finetune" if mode == "finetune" else "strict"))
     if mode != "test":
         add(dict(type="dense_adapters.NanGuardHook"))
         add(dict(type="dense_adapters.ExactResumeHook"))

@@ -47,11 +47,14 @@ class CheckedLoading(BaseTransform):
         num_classes: labels must be in ``0..num_classes-1`` or ``ignore_index`` (after ``reduce_zero_label``);
             None skips the range check.
         ignore_index: the label value the loss ignores.
+        check_size: labels must have the image's size (False where the image was resized before the labels load,
+            as in mmseg's test pipelines).
     """
 
-    def __init__(self, transforms: Sequence[dict], num_classes: Optional[int] = None, ignore_index: int = 255):
+    def __init__(self, transforms: Sequence[dict], num_classes: Optional[int] = None, ignore_index: int = 255,
+                 check_size: bool = True):
         self.transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in transforms]
-        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.num_classes, self.ignore_index, self.check_size = num_classes, ignore_index, check_size
 
     def transform(self, results: dict) -> dict:
         for t in self.transforms:
@@ -70,7 +73,7 @@ class CheckedLoading(BaseTransform):
         if img is not None and (img.ndim < 2 or img.size == 0):
             raise DataError(f"{results.get('img_path')} decodes to an empty image {img.shape}: replace the file")
         if gt is not None:
-            if img is not None and tuple(gt.shape[:2]) != tuple(img.shape[:2]):
+            if self.check_size and img is not None and tuple(gt.shape[:2]) != tuple(img.shape[:2]):
                 raise DataError(
                     f"{results.get('seg_map_path')} is {gt.shape[1]}x{gt.shape[0]} but its image "
                     f"{results.get('img_path')} is {img.shape[1]}x{img.shape[0]} (WxH): labels must have the "
@@ -102,19 +105,30 @@ def _short_type(t) -> str:
 
 
 def wrap_pipeline(pipeline: list, num_classes: Optional[int], ignore_index: int) -> list:
-    """``pipeline`` with its leading loading transforms wrapped in :class:`CheckedLoading` (idempotent)."""
-    if not pipeline or not isinstance(pipeline[0], dict):
+    """``pipeline`` with its leading loading transforms wrapped in :class:`CheckedLoading`, and a label loading
+    that comes later (after a Resize, as in mmseg's test pipelines) wrapped for the label range (idempotent)."""
+    if not pipeline or not all(isinstance(t, dict) for t in pipeline):
         return pipeline
-    if _short_type(pipeline[0].get("type")) == "CheckedLoading":
+    if any(_short_type(t.get("type")) == "CheckedLoading" for t in pipeline):
         return pipeline
     n = 0
-    while n < len(pipeline) and isinstance(pipeline[n], dict) and _short_type(pipeline[n].get("type")) in LOAD_TYPES:
+    while n < len(pipeline) and _short_type(pipeline[n].get("type")) in LOAD_TYPES:
         n += 1
-    if n == 0:
-        return pipeline
-    wrapped = dict(type="dense_adapters.CheckedLoading", transforms=copy.deepcopy(pipeline[:n]),
-                   num_classes=num_classes, ignore_index=ignore_index)
-    return [wrapped] + list(pipeline[n:])
+    out = [dict(type="dense_adapters.CheckedLoading", transforms=copy.deepcopy(pipeline[:n]),
+                num_classes=num_classes, ignore_index=ignore_index)] if n else []
+    for t in pipeline[n:]:
+        if _short_type(t.get("type")) in LOAD_TYPES:
+            t = dict(type="dense_adapters.CheckedLoading", transforms=[copy.deepcopy(t)], num_classes=num_classes,
+                     ignore_index=ignore_index, check_size=False)
+        out.append(t)
+    return out
+
+
+def loading_only(pipeline: list, num_classes: Optional[int], ignore_index: int) -> Optional[dict]:
+    """One CheckedLoading of every loading transform of ``pipeline`` (for tools/check_dataset.py), or None."""
+    loads = [copy.deepcopy(t) for t in pipeline if isinstance(t, dict) and _short_type(t.get("type")) in LOAD_TYPES]
+    return dict(type="dense_adapters.CheckedLoading", transforms=loads, num_classes=num_classes,
+                ignore_index=ignore_index) if loads else None
 
 
 def add_load_checks(cfg, loaders: Sequence[str]) -> None:
@@ -147,6 +161,8 @@ def build_dataset(cfg, loader: str):
     from mmseg.registry import DATASETS
 
     ds_cfg = copy.deepcopy(cfg[loader]["dataset"])
+    if "dataset" not in ds_cfg and "datasets" not in ds_cfg:
+        ds_cfg["serialize_data"] = False  # mmengine's serialisation crashes on an empty list before we can tell
     scope = cfg.get("default_scope", "mmseg")
     with DefaultScope.overwrite_default_scope(scope):
         return DATASETS.build(ds_cfg)

@@ -15,13 +15,13 @@ BASE = osp.join(ROOT, "configs", "ade20k_regvit.py")
 CONFIG = """_base_ = [{base!r}]
 custom_imports = dict(imports=['dense_adapters.models', 'dense_adapters.engine', 'dense_adapters.datasets'{extra_imports}],
                       allow_failed_imports=False)
-randomness = dict(seed=0, deterministic=True)
+randomness = dict(seed=0, deterministic={deterministic})
 crop = (64, 64)
 model = dict(
     data_preprocessor=dict(size=crop),
-    backbone=dict(embed_dim=32, depth=2, num_heads=2, patch_size=8, img_size=64, num_register_tokens={regs},
+    backbone=dict(embed_dim={dim}, depth=2, num_heads=2, patch_size=8, img_size=64, num_register_tokens={regs},
                   frozen=False, drop_path_rate={drop_path}, init_cfg=None),
-    decode_head=dict(in_channels=32, dropout_ratio={dropout}, norm_cfg={norm_cfg}),
+    decode_head=dict(in_channels={dim}, dropout_ratio={dropout}, norm_cfg={norm_cfg}),
     test_cfg=dict(mode='whole'))
 train_pipeline = {train_pipeline}
 val_pipeline = [
@@ -49,14 +49,14 @@ AUG_PIPELINE = """[
 
 FIXED_PIPELINE = """[
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=crop, keep_ratio=False),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='Resize', scale=crop, keep_ratio=False),
     dict(type='PackSegInputs')]"""
 
 
 def write_config(path: str, data_root: str, **kw) -> str:
     """A tiny RegViT (dim 32, depth 2) linear-probe config on ``data_root``; keyword arguments fill CONFIG."""
-    opts = dict(base=BASE, data_root=data_root, regs=2, drop_path=0.1, dropout=0.1, norm_cfg="dict(type='BN')",
+    opts = dict(base=BASE, data_root=data_root, regs=2, dim=32, deterministic=True, drop_path=0.1, dropout=0.1, norm_cfg="dict(type='BN')",
                 train_pipeline=AUG_PIPELINE, batch=2, lr=1e-3, iters=6, val_interval=100, ckpt_interval=2,
                 extra="", extra_imports="")
     opts.update(kw)
@@ -94,3 +94,50 @@ def logged_losses(work_dir: str) -> dict[int, float]:
 @pytest.fixture(scope="session")
 def ade_root(ade_sample) -> str:
     return ade_sample
+
+
+def call_tool(tool: str, *args: str, capsys=None) -> tuple[int, str]:
+    """Run tools/<tool>'s main in this process (no interpreter start-up); returns (exit code, stderr)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_tool_{tool[:-3]}", osp.join(ROOT, "tools", tool))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = sys.argv
+    sys.argv = [tool, *args]
+    code = 0
+    try:
+        mod.run_cli(mod.main)
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err if capsys is not None else ""
+    return code, err
+
+
+def error_line(stderr: str) -> str:
+    """The 'error: ...' line a tool printed (the tools print exactly one)."""
+    lines = [line for line in stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+def copy_sample(src: str, dst: str) -> str:
+    """A private copy of the ADE sample (tests corrupt files in it)."""
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def trained_run(ade_root, tmp_path_factory) -> str:
+    """Work dir of an uninterrupted 6-iteration run (checkpoints at 2, 4, 6): the reference for resume tests and
+    the 'good checkpoint' that failing runs must leave alone."""
+    d = tmp_path_factory.mktemp("reference")
+    cfg = write_config(str(d / "reference.py"), ade_root)
+    work = str(d / "work")
+    proc = run_tool("train.py", cfg, "--work-dir", work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return work

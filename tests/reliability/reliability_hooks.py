@@ -46,3 +46,7 @@ class PoisonLossHook(Hook):
             model = runner.model.module if hasattr(runner.model, "module") else runner.model
             with torch.no_grad():
                 next(p for p in model.parameters() if p.requires_grad).mul_(float("nan"))
+
+
+class Marker:
+    """A plain class: pickling an instance makes a checkpoint that weights_only loading refuses."""
