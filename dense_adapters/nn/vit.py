@@ -238,14 +238,16 @@ class RegViT(nn.Module):
         res: dict = {k: [] for k in capture}
         res["hw"] = hw
         prev = None
-        for i, blk in enumerate(self.blocks[: max(idx) + 1]):
-            if i in idx and want & {"q", "k", "v"}:
+        keep, want_qkv, want_attn = set(idx), bool(want & {"q", "k", "v"}), "attn" in want
+        for i in range(max(idx) + 1):  # indexing, not slicing: a ModuleList slice builds a new module per call
+            blk = self.blocks[i]
+            if want_qkv and i in keep:
                 q, k, v = blk.attn.qkv_heads(blk.norm1(x))
                 for name, t in (("q", q), ("k", k), ("v", v)):
                     if name in want:
                         res[name].append(t)
-            x, prev, probs = blk(x, hw, prev, return_attn=i in idx and "attn" in want)
-            if i in idx:
+            x, prev, probs = blk(x, hw, prev, return_attn=want_attn and i in keep)
+            if i in keep:
                 for name, t in (("out", x), ("attn", probs), ("attn_out", prev)):
                     if name in want:
                         res[name].append(t)
