@@ -7,7 +7,8 @@ searched). ``.png``: uint16 depth in millimetres (NYU / mmseg layout; ``--png-sc
 1000; 0 = no ground truth); ``.npy``: float depth in metres, [H, W] (or [1, H, W]). Predictions must have the
 ground truth's size (``--resize-pred`` resizes them bilinearly instead of failing). Prints per-image and
 pixel-pooled metrics; ``--out-dir`` also writes ``<stem>_pred.png``, ``<stem>_gt.png`` (colour-mapped depth,
-one scale 0..max-depth, magma: near is dark, no ground truth black) and ``<stem>_err.png`` (absolute relative error
+magma, near is dark, one scale for both: the 1st..99th percentile of the image's valid ground truth; no ground
+truth black) and ``<stem>_err.png`` (absolute relative error
 |pred - gt| / gt, 0..0.5, inferno; pixels outside the evaluated region black).
 """
 from __future__ import annotations
@@ -83,8 +84,10 @@ def save_maps(out_dir: str, stem: str, pred: np.ndarray, gt: np.ndarray, mask: n
 
     path = os.path.join(out_dir, stem)
     os.makedirs(os.path.dirname(path) or out_dir, exist_ok=True)
-    Image.fromarray(colorize(pred, 0, max_depth, "magma")).save(path + "_pred.png")
-    Image.fromarray(colorize(gt, 0, max_depth, "magma", gt > 0)).save(path + "_gt.png")
+    has_gt = (gt > 0) & np.isfinite(gt)
+    lo, hi = np.percentile(gt[has_gt], (1, 99)) if has_gt.any() else (0.0, max_depth)
+    Image.fromarray(colorize(pred, lo, hi, "magma")).save(path + "_pred.png")
+    Image.fromarray(colorize(gt, lo, hi, "magma", has_gt)).save(path + "_gt.png")
     err = np.abs(pred - gt) / np.where(gt > 0, gt, 1)
     Image.fromarray(colorize(err, 0, 0.5, "inferno", mask)).save(path + "_err.png")
 
