@@ -53,8 +53,9 @@ def metrics_np(p, t):
 
 def run_metric(pairs, **kw):
     metric = METRICS.build(dict(type="dense_adapters.DepthEvalMetric", **kw))
-    samples = [dict(pred_depth_map=dict(data=torch.from_numpy(p)[None]), gt_depth_map=dict(data=torch.from_numpy(g)[None]),
-                    img_path=f"img_{i}.jpg") for i, (p, g) in enumerate(pairs)]
+    samples = [dict(pred_depth_map=dict(data=torch.from_numpy(p)[None]),
+                    gt_depth_map=dict(data=torch.from_numpy(g)[None]), img_path=f"img_{i}.jpg")
+               for i, (p, g) in enumerate(pairs)]
     metric.process({}, samples)
     return metric.compute_metrics(metric.results)
 

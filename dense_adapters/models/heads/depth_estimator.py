@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from typing import List, Optional
 
-import torch
 import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmseg.models.segmentors import DepthEstimator
