@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import call_tool, copy_sample, error_line, write_config
+from reliability_utils import call_tool, copy_sample, error_line, write_config
 
 FAST = dict(deterministic=False, iters=1, batch=8)  # one batch holds all 8 training images
 
