@@ -40,8 +40,8 @@ def get_rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = dict(torch=torch.get_rng_state(), python=random.getstate(),
                  numpy=(kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)))
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()  # this process's device only (no contexts on other GPUs)
     return state
 
 
@@ -52,7 +52,7 @@ def set_rng_state(state: dict) -> None:
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        torch.cuda.set_rng_state(state["cuda"].cpu())
 
 
 def _checkpoint_hooks(runner) -> list:
