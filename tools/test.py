@@ -62,6 +62,8 @@ def main() -> None:
         for ev in cfg.test_evaluator:
             if ev.get("type") == "IoUMetric":
                 ev.update(output_dir=args.out, keep_results=True)
+            elif ev.get("type") == "dense_adapters.DepthEvalMetric":  # depth maps as uint16 PNGs in millimetres
+                ev.update(output_dir=args.out)
     if args.tta:
         if "tta_model" not in cfg or "tta_pipeline" not in cfg:
             raise UserError("--tta needs tta_model and tta_pipeline in the config")
