@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import scipy.io
+import torch
 from PIL import Image
 
 import dense_adapters.datasets  # noqa: F401  (registers)
@@ -36,7 +37,7 @@ def test_folder_pairs_from_sample(denoise_sample):
     assert len(ds) == 4
     item = ds[0]
     x, s = item["inputs"], item["data_samples"]
-    assert x.dtype == s.gt_img.dtype == __import__("torch").uint8 and x.shape == s.gt_img.shape
+    assert x.dtype == s.gt_img.dtype == torch.uint8 and x.shape == s.gt_img.shape
     assert x.shape[0] == 3 and s.img_shape == tuple(x.shape[1:])
     noisy = np.array(Image.open(s.img_path).convert("RGB"))
     assert np.array_equal(x.permute(1, 2, 0).numpy(), noisy)

@@ -7,7 +7,6 @@ from typing import Optional, Sequence, Union
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
-from mmengine.structures import BaseDataElement
 from torch import Tensor
 
 from ...registry import MODELS
