@@ -3,7 +3,9 @@ from .attention import Attention
 from .block import Block
 from .convert import CONVERTERS, LoadReport, adapt_to_model, load_pretrained
 from .skip_attention import IdentitySkip, SkipAttention
+from .uformer import UFORMER_PRESETS, Uformer, create_uformer
 from .vit import ARCHS, PRESETS, RegViT, create_regvit
 
 __all__ = ["Attention", "Block", "SkipAttention", "IdentitySkip", "RegViT", "create_regvit", "ARCHS", "PRESETS",
-           "CONVERTERS", "LoadReport", "adapt_to_model", "load_pretrained"]
+           "CONVERTERS", "LoadReport", "adapt_to_model", "load_pretrained", "Uformer", "create_uformer",
+           "UFORMER_PRESETS"]
