@@ -37,6 +37,7 @@ optim_wrapper = dict(optimizer=dict(lr=0.01))
 param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=1.0, begin=0, end={iters}, by_epoch=False)]
 train_cfg = dict(max_iters={iters}, val_interval={iters})
 default_hooks = dict(checkpoint=dict(interval={iters}), logger=dict(interval=10))
+randomness = dict(seed=0)
 """
 
 
