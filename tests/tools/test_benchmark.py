@@ -32,7 +32,7 @@ def quick_report(tmp_path_factory):
 
 def test_quick_suite_json(quick_report):
     report, data, _ = quick_report
-    assert data["suite"] == "quick" and data["repeats"] == 1
+    assert data["suite"] == "quick" and data["repeats"] == 1 and data["errors"] == []
     for key in ("date", "cpu", "cpu_count", "torch", "timm", "mmseg", "mmengine", "load_avg_end"):
         assert key in data["machine"]
     rows = data["rows"]
@@ -132,7 +132,9 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown dtype"):
         B.autocast(torch.device("cpu"), "fp8")
     with pytest.raises(FileNotFoundError, match="config not found"):
-        B.seg_case("x", "configs/nope.py", 1)
+        B.seg_case("x", "configs/nope.py", 2)
+    with pytest.raises(ValueError, match="needs >= 2 images"):
+        B.seg_case("x", osp.join(ROOT, "configs", "ade20k_regvit_upernet.py"), 1)
 
 
 @pytest.mark.parametrize("args, message", [
