@@ -427,26 +427,19 @@ def shrink_seg_model(model_cfg: dict, dim: int = 64, depth: int = 4, heads: int 
 
 
 def autocast_optim_wrapper(model: nn.Module, optim_cfg: dict, device: torch.device, dtype: str):
-    """mmengine ``OptimWrapper`` of ``optim_cfg`` whose forward runs under bf16 autocast on any device.
+    """mmengine ``OptimWrapper`` of ``optim_cfg`` whose forward runs under bf16 autocast on any device
+    (``dense_adapters.AutocastOptimWrapper``, what ``tools/train.py --amp`` uses on the CPU)."""
+    from mmengine.optim import build_optim_wrapper
 
-    mmengine's ``AmpOptimWrapper`` refuses the CPU; this does what it does for bf16 (autocast around the
-    forward in ``optim_context``, backward outside, no loss scaling, which bf16 does not need).
-    """
-    from mmengine.optim import OptimWrapper, build_optim_wrapper
+    from .registry import register_all_modules
 
-    wrapper = build_optim_wrapper(model, optim_cfg)
     if dtype == "fp32":
-        return wrapper
-    if type(wrapper) is not OptimWrapper:
-        raise ValueError(f"bf16 autocast wraps a plain OptimWrapper, the config uses {type(wrapper).__name__}")
-    base = wrapper.optim_context
-
-    @contextlib.contextmanager
-    def optim_context(m):
-        with base(m), autocast(device, dtype):
-            yield
-    wrapper.optim_context = optim_context
-    return wrapper
+        return build_optim_wrapper(model, optim_cfg)
+    if optim_cfg.get("type", "OptimWrapper") != "OptimWrapper":
+        raise ValueError(f"bf16 autocast wraps a plain OptimWrapper, the config uses {optim_cfg.get('type')}")
+    register_all_modules()
+    return build_optim_wrapper(model, dict(optim_cfg, type="dense_adapters.AutocastOptimWrapper",
+                                           device_type=device.type))
 
 
 def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: bool = False,

@@ -8,6 +8,7 @@ from mmengine.registry import Registry  # noqa: E402
 from mmseg.registry import DATASETS as MMSEG_DATASETS  # noqa: E402
 from mmseg.registry import HOOKS as MMSEG_HOOKS  # noqa: E402
 from mmseg.registry import METRICS as MMSEG_METRICS  # noqa: E402
+from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS  # noqa: E402
 from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS  # noqa: E402
 
@@ -17,6 +18,8 @@ TRANSFORMS = Registry("transform", parent=MMSEG_TRANSFORMS, scope="dense_adapter
                       locations=["dense_adapters.datasets"])
 METRICS = Registry("metric", parent=MMSEG_METRICS, scope="dense_adapters", locations=["dense_adapters.evaluation"])
 HOOKS = Registry("hook", parent=MMSEG_HOOKS, scope="dense_adapters", locations=["dense_adapters.engine"])
+OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMSEG_OPTIM_WRAPPERS, scope="dense_adapters",
+                          locations=["dense_adapters.engine"])
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

@@ -91,20 +91,24 @@ def adjust_for_device(cfg) -> None:
         cfg["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None)
 
 
-def enable_amp(cfg, dtype: str = "float16") -> None:
-    """Switch the optimizer wrapper to mmengine's AmpOptimWrapper (CUDA only: mmengine refuses the CPU)."""
+def enable_amp(cfg, dtype: Optional[str] = None) -> None:
+    """Mixed precision: mmengine's AmpOptimWrapper on CUDA (fp16 with dynamic loss scaling, or bf16); on the CPU,
+    where mmengine refuses AMP, bf16 autocast through ``dense_adapters.AutocastOptimWrapper``."""
     import torch
 
-    if not torch.cuda.is_available():
-        raise UserError("--amp needs a CUDA GPU (mmengine's AmpOptimWrapper refuses the CPU): drop --amp here")
     ow = cfg.optim_wrapper
-    if ow.get("type", "OptimWrapper") == "AmpOptimWrapper":
+    kind = ow.get("type", "OptimWrapper")
+    if kind in ("AmpOptimWrapper", "dense_adapters.AutocastOptimWrapper"):
         return
-    if ow.get("type", "OptimWrapper") != "OptimWrapper":
-        raise UserError(f"--amp works with OptimWrapper, this config uses {ow.get('type')}: set AMP in the config")
-    ow["type"] = "AmpOptimWrapper"
-    ow["dtype"] = dtype
-    if dtype == "float16":
+    if kind != "OptimWrapper":
+        raise UserError(f"--amp works with OptimWrapper, this config uses {kind}: set mixed precision in the config")
+    if not torch.cuda.is_available():
+        if dtype not in (None, "bfloat16"):
+            raise UserError("--amp on the CPU runs bf16 autocast: use --amp-dtype bfloat16 (fp16 needs a CUDA GPU)")
+        ow.update(type="dense_adapters.AutocastOptimWrapper", device_type="cpu")
+        return
+    ow.update(type="AmpOptimWrapper", dtype=dtype or "float16")
+    if ow["dtype"] == "float16":
         ow["loss_scale"] = "dynamic"
 
 

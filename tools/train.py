@@ -29,8 +29,14 @@ def parse_args() -> argparse.Namespace:
                    help="resume from CKPT, or from the latest complete checkpoint in the work dir when no CKPT is given")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
-    p.add_argument("--amp", action="store_true", help="mixed precision (CUDA; fp16 with dynamic loss scaling)")
-    p.add_argument("--amp-dtype", default="float16", choices=["float16", "bfloat16"], help="dtype for --amp")
+    p.add_argument("--amp", action="store_true",
+                   help="mixed precision: CUDA fp16 with dynamic loss scaling (or --amp-dtype bfloat16); "
+                        "bf16 autocast on the CPU")
+    p.add_argument("--amp-dtype", choices=["float16", "bfloat16"], help="dtype for --amp (default: float16 on "
+                                                                         "CUDA, bfloat16 on the CPU)")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the backbone in place (mmengine's cfg.compile also compiles the optimizer "
+                        "step, which fails with AdamW on torch 2.14)")
     p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
     p.add_argument("--cfg-options", nargs="+", action=DictAction,
                    help="override config entries, e.g. train_cfg.max_iters=100 model.backbone.init_cfg=None")
@@ -68,6 +74,11 @@ def main() -> None:
     check_data(cfg, loaders)
     check_datasets(cfg, loaders)  # before the runner: an empty split would make InfiniteSampler wait forever
     runner = build_runner(cfg)
+    if args.compile:
+        model = getattr(runner.model, "module", runner.model)
+        if not hasattr(model, "backbone"):
+            raise UserError("--compile compiles model.backbone, and this model has none")
+        model.backbone.compile()  # in place: state-dict keys and checkpoints stay the same
     runner.train()
     print(f"done: logs and checkpoints in {osp.abspath(cfg.work_dir)}")
 

@@ -42,7 +42,7 @@ def run_tool(*args, check=True):
 @pytest.fixture(scope="module")
 def trained(ade_sample, tmp_path_factory):
     work = tmp_path_factory.mktemp("train")
-    cfg = work / "tiny.py"
+    cfg = tmp_path_factory.mktemp("cfg") / "tiny.py"  # not in the work dir, where the runner dumps its config
     cfg.write_text(TINY_CONFIG.format(root=ROOT))
     run_tool("tools/train.py", str(cfg), "--work-dir", str(work), "--data-root", ade_sample)
     return work, cfg
@@ -98,3 +98,38 @@ def test_convert_checkpoint_tool(tmp_path):
     r = run_tool("tools/convert_checkpoint.py", str(tmp_path / "timm.pth"), str(tmp_path / "bad.pth"),
                  "--preset", "dinov2_vits14", check=False)
     assert r.returncode == 2 and "set num_register_tokens=4" in r.stderr
+
+
+def test_amp_on_the_cpu_is_bf16_autocast_and_compile_works(ade_sample, tmp_path):
+    (tmp_path / "cfg").mkdir()
+    cfg = tmp_path / "cfg" / "tiny.py"
+    cfg.write_text(TINY_CONFIG.format(root=ROOT).replace("max_iters=30, val_interval=30", "max_iters=3, val_interval=3")
+                   .replace("interval=30", "interval=3"))
+    run_tool("tools/train.py", str(cfg), "--work-dir", str(tmp_path / "w"), "--data-root", ade_sample, "--amp",
+             "--compile")
+    assert osp.isfile(tmp_path / "w" / "iter_3.pth")
+    dumped = open(glob.glob(str(tmp_path / "w" / "*" / "vis_data" / "config.py"))[0]).read()
+    assert "dense_adapters.AutocastOptimWrapper" in dumped
+    logs = glob.glob(str(tmp_path / "w" / "*" / "vis_data" / "scalars.json"))
+    losses = [json.loads(line)["loss"] for line in open(logs[0]) if '"loss"' in line]
+    assert len(losses) == 3 and all(v == v and v < 100 for v in losses)
+    bad = run_tool("tools/train.py", str(cfg), "--work-dir", str(tmp_path / "x"), "--data-root", ade_sample, "--amp",
+                   "--amp-dtype", "float16", check=False)
+    assert bad.returncode == 2 and "use --amp-dtype bfloat16 (fp16 needs a CUDA GPU)" in bad.stderr.splitlines()[-1]
+
+
+def test_autocast_optim_wrapper_runs_forward_in_bf16():
+    import torch
+    from mmengine.optim import build_optim_wrapper
+
+    from dense_adapters.registry import register_all_modules
+
+    register_all_modules()
+    model = torch.nn.Linear(4, 4)
+    w = build_optim_wrapper(model, dict(type="dense_adapters.AutocastOptimWrapper",
+                                        optimizer=dict(type="AdamW", lr=1e-3)))
+    with w.optim_context(model):
+        y = model(torch.randn(2, 4))
+    assert y.dtype == torch.bfloat16
+    w.update_params(y.float().pow(2).mean())
+    assert model.weight.dtype == torch.float32 and model(torch.randn(2, 4)).dtype == torch.float32
