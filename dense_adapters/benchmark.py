@@ -388,18 +388,6 @@ def group_ratios(group: Group, rows: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- ADE20K train step
-def _syncbn_to_bn(node) -> None:
-    """SyncBN needs a process group even on one GPU; a single-process benchmark uses BN (same cost per device)."""
-    if isinstance(node, dict):
-        if node.get("type") == "SyncBN":
-            node["type"] = "BN"
-        for v in node.values():
-            _syncbn_to_bn(v)
-    elif isinstance(node, (list, tuple)):
-        for v in node:
-            _syncbn_to_bn(v)
-
-
 def shrink_seg_model(model_cfg: dict, dim: int = 64, depth: int = 4, heads: int = 2) -> None:
     """Make a segmentation config's model tiny in place (unit tests): backbone, neck and heads to width ``dim``."""
     from .nn import PRESETS
@@ -467,10 +455,12 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
         from mmseg.registry import MODELS
         from mmseg.structures import SegDataSample
 
+        from .runner_utils import replace_syncbn
+
         cfg = Config.fromfile(config)
         mcfg = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
         mcfg["backbone"]["init_cfg"] = None
-        _syncbn_to_bn(mcfg)
+        replace_syncbn(mcfg)  # SyncBN needs a process group; one process uses BN (same cost per device)
         if tiny:
             shrink_seg_model(mcfg)
         size = crop or mcfg["data_preprocessor"]["size"][0]

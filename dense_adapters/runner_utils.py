@@ -65,15 +65,16 @@ def check_data(cfg, loaders: tuple[str, ...]) -> None:
                     f"pass --data-root DIR (or --cfg-options {name}.dataset.data_root=DIR)")
 
 
-def _replace_syncbn(node) -> None:
+def replace_syncbn(node) -> None:
+    """Turn every SyncBN of a config (dict/list tree) into BN, in place."""
     if isinstance(node, dict):
         if node.get("type") == "SyncBN":
             node["type"] = "BN"
         for v in node.values():
-            _replace_syncbn(v)
+            replace_syncbn(v)
     elif isinstance(node, (list, tuple)):
         for v in node:
-            _replace_syncbn(v)
+            replace_syncbn(v)
 
 
 def adjust_for_device(cfg) -> None:
@@ -82,7 +83,7 @@ def adjust_for_device(cfg) -> None:
 
     if torch.cuda.is_available():
         return
-    _replace_syncbn(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg)
+    replace_syncbn(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg)
     env = cfg.setdefault("env_cfg", {})
     env.setdefault("dist_cfg", {})["backend"] = "gloo"
     env["cudnn_benchmark"] = False
