@@ -120,11 +120,12 @@ def detect_source(sd: StateDict) -> str:
 
 
 def load_file(path: str, map_location: str = "cpu", trust_pickle: bool = False) -> dict:
-    """Read a checkpoint from a local path or an http(s) URL: safetensors, or torch.load with weights_only=True.
+    """Read a checkpoint from a local path or a URL (http(s)/file; downloaded once into torch.hub's cache):
+    safetensors, or torch.load with weights_only=True.
 
     ``trust_pickle=True`` allows arbitrary pickled objects: only for files from a source you trust.
     """
-    if path.startswith(("http://", "https://")):
+    if path.startswith(("http://", "https://", "file://")):
         cache = os.path.join(torch.hub.get_dir(), "checkpoints")
         os.makedirs(cache, exist_ok=True)
         local = os.path.join(cache, os.path.basename(path.split("?")[0]))

@@ -74,3 +74,13 @@ def test_safetensors(tmp_path):
     dst = RegViT(img_size=56, patch_size=14, **TINY)
     load_pretrained(dst, str(tmp_path / "m.safetensors"), source="native", strict=True)
     assert torch.equal(dst.pos_embed, src.pos_embed)
+
+
+def test_url_checkpoints_are_downloaded_once_into_the_hub_cache(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    src = RegViT(img_size=56, patch_size=14, **TINY)
+    torch.save(src.state_dict(), tmp_path / "remote.pth")
+    dst = RegViT(img_size=56, patch_size=14, **TINY)
+    load_pretrained(dst, (tmp_path / "remote.pth").as_uri(), source="native", strict=True)
+    assert torch.equal(dst.pos_embed, src.pos_embed)
+    assert (tmp_path / "hub" / "checkpoints" / "remote.pth").is_file()
