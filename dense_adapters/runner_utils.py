@@ -113,6 +113,26 @@ def enable_amp(cfg, dtype: Optional[str] = None) -> None:
         ow["loss_scale"] = "dynamic"
 
 
+def add_runner_args(p) -> None:
+    """The options tools/train.py and tools/test.py share (data root, config overrides, trust, launcher)."""
+    from mmengine.config import DictAction
+
+    p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
+    p.add_argument("--cfg-options", nargs="+", action=DictAction,
+                   help="override config entries, e.g. train_cfg.max_iters=100 model.backbone.init_cfg=None")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def parse_runner_args(p):
+    """Parse, and export LOCAL_RANK for launchers that pass --local-rank instead of setting it."""
+    args = p.parse_args()
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+    return args
+
+
 def default_work_dir(config_path: str) -> str:
     return osp.join("work_dirs", osp.splitext(osp.basename(config_path))[0])
 

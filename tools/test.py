@@ -5,19 +5,16 @@
 Segmentation prints aAcc, mIoU and mAcc (mmseg's IoUMetric); other tasks print their configured metrics.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from dense_adapters.runner_utils import (UserError, add_reliability, adjust_for_device, check_data, default_work_dir,
-                                         load_config, run_cli)
+from dense_adapters.runner_utils import (UserError, add_reliability, add_runner_args, adjust_for_device, check_data,
+                                         default_work_dir, load_config, parse_runner_args, run_cli)
 
 
 def parse_args() -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="test config file")
     p.add_argument("checkpoint", help="checkpoint file")
@@ -25,15 +22,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--show-dir", help="save coloured predictions (blended with the image) in this folder")
     p.add_argument("--out", help="save raw predictions (label maps) as PNG files in this folder")
     p.add_argument("--tta", action="store_true", help="test-time augmentation from the config's tta_pipeline")
-    p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction, help="override config entries")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = p.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(p)
+    return parse_runner_args(p)
 
 
 def main() -> None:

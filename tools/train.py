@@ -9,26 +9,22 @@ checked against the model, weights_only loading (--trust-pickle to override), da
 non-finite loss, and exact resume (docs/reliability.md).
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
 
-from dense_adapters.runner_utils import (UserError, add_reliability, adjust_for_device, check_data, default_work_dir,
-                                         enable_amp, find_resume_checkpoint, load_config, run_cli)
+from dense_adapters.runner_utils import (UserError, add_reliability, add_runner_args, adjust_for_device, check_data,
+                                         default_work_dir, enable_amp, find_resume_checkpoint, load_config,
+                                         parse_runner_args, run_cli)
 
 
 def parse_args() -> argparse.Namespace:
-    from mmengine.config import DictAction
-
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="train config file")
     p.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="resume from CKPT, or from the latest complete checkpoint in the work dir when no CKPT is given")
-    p.add_argument("--trust-pickle", action="store_true",
-                   help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
     p.add_argument("--amp", action="store_true",
                    help="mixed precision: CUDA fp16 with dynamic loss scaling (or --amp-dtype bfloat16); "
                         "bf16 autocast on the CPU")
@@ -37,14 +33,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the backbone in place (mmengine's cfg.compile also compiles the optimizer "
                         "step, which fails with AdamW on torch 2.14)")
-    p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
-    p.add_argument("--cfg-options", nargs="+", action=DictAction,
-                   help="override config entries, e.g. train_cfg.max_iters=100 model.backbone.init_cfg=None")
-    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
-    args = p.parse_args()
-    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
-    return args
+    add_runner_args(p)
+    return parse_runner_args(p)
 
 
 def main() -> None:
