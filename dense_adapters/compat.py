@@ -30,12 +30,7 @@ _APPLIED = False
 _TRUST_PICKLE = False
 
 
-class UntrustedCheckpoint(RuntimeError):
-    """A checkpoint needs arbitrary code to unpickle and the user did not pass ``--trust-pickle``."""
-
-
-class CompiledOpUnavailable(RuntimeError):
-    """An mmcv op that needs the compiled extension was called under mmcv-lite."""
+from .errors import CompiledOpUnavailable, UntrustedCheckpoint  # noqa: F401  (re-exported)
 
 
 class _MissingExt(types.ModuleType):

@@ -14,8 +14,7 @@ from . import compat
 compat.apply()
 
 
-class UserError(Exception):
-    """A mistake in the user's input; the tools print its message on one line, without a traceback."""
+from .errors import DenseAdaptersError, UserError  # noqa: E402,F401  (UserError re-exported for the tools)
 
 
 def dataset_cfgs(cfg) -> list[tuple[str, dict]]:
@@ -239,7 +238,7 @@ def user_message(e: BaseException) -> Optional[str]:
 
     DataLoader workers re-raise errors with the worker's traceback in the text: the last line is the message.
     """
-    if isinstance(e, (UserError, FileNotFoundError, compat.UntrustedCheckpoint)):
+    if isinstance(e, (DenseAdaptersError, FileNotFoundError)):
         text = str(e)
     elif isinstance(e, (ValueError, RuntimeError)) and _innermost_file(e).endswith(CHECKER_FILES):
         text = str(e)
