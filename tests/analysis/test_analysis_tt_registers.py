@@ -16,11 +16,17 @@ def test_search_ranks_the_planted_neuron_first(photos_batch, ana):
     top = res["neurons"][0]
     assert (top["layer"], top["neuron"]) == (ana.PLANT["block"], ana.PLANT["neuron"])
     assert top["score"] > 10 * res["neurons"][1]["score"]
-    assert res["emergence_layer"] == ana.PLANT["block"] and res["max_layer"] == ana.PLANT["block"]
+    # every block is scored (the authors' procedure); the emergence block is reported
+    assert res["emergence_layer"] == ana.PLANT["block"] and res["max_layer"] == 2
+    assert {n["layer"] for n in res["neurons"][1:]} - {ana.PLANT["block"]}
     assert res["outlier_fraction_by_layer"] == [0.0, 1.0, 1.0]
     assert res["num_outliers"] == 6 and res["num_images_with_outliers"] == 3
-    assert all(n["layer"] <= ana.PLANT["block"] for n in res["neurons"])
+    assert res["method"] == "jiang2025" and res["sparsity_filter"] == {"fraction": 0.5, "activation": 0.5}
     assert ana.PLANT["neuron"] in load_register_neurons(json.loads(json.dumps(res)))[ana.PLANT["block"]]
+    # this toolkit's earlier layer range: blocks up to the emergence block only
+    early = find_register_neurons(vit, [photos_batch], threshold=150, top_k=5, max_layer="emergence")
+    assert early["max_layer"] == ana.PLANT["block"]
+    assert all(n["layer"] <= ana.PLANT["block"] for n in early["neurons"])
 
 
 def test_no_outliers_gives_a_clear_error(photos_batch, ana):

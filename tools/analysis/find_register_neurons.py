@@ -38,8 +38,8 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     vit = build_vit(args)
     batches = (x for _, x, _ in iter_images(args, vit.patch_size))
-    res = find_register_neurons(vit, batches, args.detect_layer, args.threshold, args.relative, args.top_k,
-                                args.max_layer)
+    res = find_register_neurons(vit, batches, detect_layer=args.detect_layer, threshold=args.threshold,
+                                relative=args.relative, top_k=args.top_k, max_layer=args.max_layer)
     res["backbone"] = {"config": args.config, "arch": args.arch, "checkpoint": args.checkpoint, "set": args.set}
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
