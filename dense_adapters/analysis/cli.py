@@ -21,10 +21,18 @@ def add_backbone_args(parser: argparse.ArgumentParser, tt_registers: bool = True
     g.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="override RegViT arguments of the preset, e.g. --set depth=4 num_register_tokens=0")
     if tt_registers:
-        g.add_argument("--tt-registers", metavar="JSON",
-                       help="register neurons (from find_register_neurons.py): also show the model with test-time "
-                            "registers")
+        from .register_neurons import METHODS, released_register_neurons
+        from .test_time_registers import INITS
+
+        g.add_argument("--tt-registers", metavar="JSON|NAME",
+                       help="register neurons: a JSON from find_register_neurons.py or a released list ("
+                            f"{', '.join(released_register_neurons())}); also show the model with test-time registers")
         g.add_argument("--num-tt-registers", type=int, default=1, help="test-time registers to add (default 1)")
+        g.add_argument("--tt-method", choices=METHODS,
+                       help="value written into the test-time registers: jiang2025 (one signed max-magnitude value "
+                            "per block) or per_neuron (each neuron its own maximum); default: the JSON's, else "
+                            "jiang2025")
+        g.add_argument("--tt-init", choices=INITS, default="zero", help="initial test-time register (default zero)")
 
 
 def add_image_args(parser: argparse.ArgumentParser, default_size: int = 448) -> None:
@@ -99,7 +107,8 @@ def maybe_tt(vit: RegViT, args: argparse.Namespace) -> Optional[RegViT]:
         return None
     from .test_time_registers import add_test_time_registers
 
-    return add_test_time_registers(vit, args.tt_registers, args.num_tt_registers)
+    return add_test_time_registers(vit, args.tt_registers, args.num_tt_registers, init=args.tt_init,
+                                   method=args.tt_method)
 
 
 def iter_images(args: argparse.Namespace, patch: int, size: Optional[list] = None):

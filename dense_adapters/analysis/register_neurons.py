@@ -107,13 +107,15 @@ def find_register_neurons(
     if top_k < 1:
         raise UserError(f"top_k must be >= 1, got {top_k}")
     depth = vit.depth
+    if not -depth <= detect_layer < depth:
+        raise UserError(f"detect_layer {detect_layer} out of range for a model of depth {depth}")
     det = detect_layer % depth
     if max_layer is None:
         last = depth - 1
     elif max_layer == "emergence":
         last = det  # scored up to the detection block, cut at the emergence block below
-    elif isinstance(max_layer, int):
-        last = max_layer % depth
+    elif isinstance(max_layer, int) and max_layer >= -depth:
+        last = min(max_layer, depth - 1) % depth  # blocks <= max_layer, as the authors' filter_layers
     else:
         raise UserError(f"max_layer must be a block index, None (all blocks) or 'emergence', got {max_layer!r}")
     p = vit.num_prefix_tokens

@@ -27,9 +27,10 @@ def assert_files(files):
 def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path, ana):
     neurons = tmp_path / "neurons.json"
     res = tool("find_register_neurons")(IMAGES + planted_ckpt + ["--size", "56", "84", "--top-k", "1",
-                                                                "--out", str(neurons)])
+                                                                "--method", "per_neuron", "--out", str(neurons)])
     assert [(n["layer"], n["neuron"]) for n in res["neurons"]] == [(ana.PLANT["block"], ana.PLANT["neuron"])]
-    assert json.loads(neurons.read_text())["neurons"][0]["neuron"] == ana.PLANT["neuron"]
+    saved = json.loads(neurons.read_text())
+    assert saved["neurons"][0]["neuron"] == ana.PLANT["neuron"] and saved["method"] == "per_neuron"
     out = tmp_path / "norms"
     s = tool("token_norms")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--out-dir", str(out),
                                                          "--tt-registers", str(neurons)])
@@ -39,11 +40,30 @@ def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path, ana):
     assert last["patch"]["max"] > 150 and s["layers"][0]["num_outliers"] == 0
     assert all(L["num_outliers"] == 0 for L in s["tt_registers"]["layers"])
     assert s["tt_registers"]["layers"][-1]["registers"]["min"] > 150  # moved into the test-time register
+    assert s["tt_registers"]["method"] == "per_neuron"  # as the JSON says
     names = {os.path.basename(f) for f in s["files"]}
     assert names == {"norms_hist.png", "norms_hist_tt.png", "chelsea_outliers.png", "coffee_outliers.png",
                      "chelsea_layers.png", "coffee_layers.png"}
     assert_files(s["files"])
     assert json.loads((out / "summary.json").read_text())["layers"][1]["num_outliers"] == 4
+
+
+def test_search_presets_and_released_neurons(planted_ckpt, tmp_path):
+    out = str(tmp_path / "n.json")
+    res = tool("find_register_neurons")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--preset",
+                                                                     "openclip_vitb16", "--out", out])
+    assert (res["detect_layer"], res["threshold"], res["max_layer"], res["top_k"]) == (2, 30.0, 2, 10)
+    assert res["preset"] == "openclip_vitb16" and res["backbone"]["arch"] == "vit_tiny_patch16_224"
+    res = tool("find_register_neurons")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--preset",
+                                                                     "dinov2_vitl14", "--threshold", "100",
+                                                                     "--max-layer", "emergence", "--out", out])
+    assert (res["detect_layer"], res["threshold"], res["max_layer"], res["top_k"]) == (1, 100.0, 1, 50)
+    with pytest.raises(SystemExit, match="error: the released register neurons 'dinov2_vitl14' were found on "
+                                         "another architecture: depth 24"):
+        tool("token_norms")(["chelsea"] + planted_ckpt + ["--tt-registers", "dinov2_vitl14",
+                                                          "--out-dir", str(tmp_path)])
+    with pytest.raises(SystemExit):
+        tool("find_register_neurons")(["chelsea"] + planted_ckpt + ["--max-layer", "last"])
 
 
 def test_attention_maps_tool(planted_ckpt, tmp_path):

@@ -61,6 +61,7 @@ def main(argv=None) -> dict:
         after = _measure(vit, items, layers)
         summary["tt_registers"] = _report(after, names, args)
         summary["tt_registers"]["register_neurons"] = {str(k): v for k, v in vit.register_neurons.items()}
+        summary["tt_registers"]["method"] = vit.test_time_register_method
     thr = None if args.relative is not None else args.threshold
     k = layers.index(hist_layer)
     crit = f"> {args.relative} x median" if args.relative is not None else f"> {args.threshold:g}"
