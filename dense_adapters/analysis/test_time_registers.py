@@ -115,10 +115,10 @@ class TestTimeRegisterMixin:
         self._tt_inserted = True
         return torch.cat([t[:, :p0], extra, t[:, p0:]], dim=1)
 
-    def prepare_tokens(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
+    def prepare_tokens(self, x: Tensor, *args, **kwargs) -> tuple[Tensor, tuple[int, int]]:
         """Tokens with the test-time registers after the prefix (inserted before ``norm_pre`` where there is one)."""
         self._tt_inserted = False
-        t, hw = super().prepare_tokens(x)
+        t, hw = super().prepare_tokens(x, *args, **kwargs)
         if not self._tt_inserted:  # no norm_pre, or one the core does not call on the token sequence
             t = self._insert_test_time_registers(t)
         return t, hw

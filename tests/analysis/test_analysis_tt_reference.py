@@ -2,11 +2,12 @@
 
 The reference below is written from the authors' description (``shared/algorithms.py``, ``shared/hook_fn.py``,
 ``shared/utils.py:sign_max``, their DINOv2 ``prepare_tokens_with_masks`` and CLIP ``VisionTransformer.forward`` of
-github.com/nickjiang2378/test-time-registers): one image at a time, forward hooks on ``mlp.act`` and on the blocks,
+github.com/nickjiang2378/test-time-registers): one image at a time, forward hooks on ``mlp.act``, the blocks run one by one,
 the extra tokens appended at the end of the sequence, NumPy float64 for the scores. It shares nothing with the code
-under test but the model's own blocks.
+under test but the model's own embedding and blocks.
 """
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -29,19 +30,27 @@ def sign_max(t: torch.Tensor) -> torch.Tensor:
     return hi if abs(hi) > abs(lo) else lo
 
 
+def run_blocks(vit, t, hw):
+    """The model's blocks on tokens ``t``, one by one (rotary tables passed where the model has them): the outputs."""
+    rope = vit.rope_tables(hw) if hasattr(vit, "rope_tables") else None
+    outs = []
+    for blk in vit.blocks:
+        t = (blk(t, hw) if rope is None else blk(t, hw, rope=rope))[0]
+        outs.append(t)
+    return outs
+
+
 def ref_search(vit, images, detect_layer, threshold, highest_layer, top_k, apply_sparsity_filter=True,
                outliers="all_tokens"):
     """algorithms.find_register_neurons + utils.filter_layers + [:top_k], one image per forward."""
     depth = len(vit.blocks)
-    acts, outs = [None] * depth, [None] * depth
+    acts = [None] * depth
     hooks = [blk.mlp.act.register_forward_hook(lambda m, i, o, k=k: acts.__setitem__(k, o[0].double().numpy()))
              for k, blk in enumerate(vit.blocks)]
-    hooks += [blk.register_forward_hook(lambda m, i, o, k=k: outs.__setitem__(k, o[0][0].double().numpy()))
-              for k, blk in enumerate(vit.blocks)]
     scores = []
     with torch.no_grad():
         for x in images:
-            vit(x[None])
+            outs = [t[0].double().numpy() for t in run_blocks(vit, *vit.prepare_tokens(x[None]))]
             norm_map = np.linalg.norm(outs[detect_layer], axis=1)  # [N]: every token, cls included
             if outliers == "patches":
                 norm_map[: vit.num_prefix_tokens] = 0
@@ -79,16 +88,19 @@ def ref_forward(vit, x, neurons, num_registers=1, value="sign_max", first_image_
 
     hooks = [vit.blocks[l].mlp.act.register_forward_hook(lambda m, i, o, idx=idx: activate_on_registers(m, i, o, idx))
              for l, idx in neurons.items()]
+    own_norm_pre = getattr(vit, "norm_pre", None)
+    if isinstance(own_norm_pre, nn.Module):
+        vit.norm_pre = nn.Identity()  # applied below, after the extra tokens join
     with torch.no_grad():
         t, hw = RegViT.prepare_tokens(vit, x)  # [cls | patches], position embedding added, no norm_pre
         t = torch.cat([t, t.new_zeros(t.shape[0], num_registers, t.shape[2])], dim=1)
         if norm_pre is not None:
             t = norm_pre(t)
-        for blk in vit.blocks:
-            t = blk(t, hw)[0]
-        out = vit.norm(t)
+        out = vit.norm(run_blocks(vit, t, hw)[-1])
     for h in hooks:
         h.remove()
+    if isinstance(own_norm_pre, nn.Module):
+        vit.norm_pre = own_norm_pre
     return torch.cat([out[:, :1], out[:, -num_registers:], out[:, 1:-num_registers]], dim=1)  # our layout
 
 
@@ -107,19 +119,28 @@ def planted(depth=4, **kw):
 
 
 class NormPreViT(RegViT):
-    """A RegViT whose whole token sequence goes through ``norm_pre`` after the prefix is concatenated (OpenCLIP's
-    ln_pre, timm's norm_pre), as the core will do."""
+    """Stand-in while the core has no ``norm_pre`` option: the whole token sequence goes through ``norm_pre`` after the
+    prefix is concatenated (OpenCLIP's ln_pre, timm's norm_pre)."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.norm_pre = nn.LayerNorm(self.embed_dim, eps=1e-5)
-        with torch.no_grad():
-            self.norm_pre.weight.uniform_(0.5, 1.5)
-            self.norm_pre.bias.normal_(0, 0.5)
 
-    def prepare_tokens(self, x):
-        t, hw = super().prepare_tokens(x)
+    def prepare_tokens(self, x, *args, **kwargs):
+        t, hw = super().prepare_tokens(x, *args, **kwargs)
         return self.norm_pre(t), hw
+
+
+def norm_pre_vit(**kw):
+    torch.manual_seed(0)
+    if "norm_pre" in inspect.signature(RegViT).parameters:  # the core's own (OpenCLIP preset)
+        vit = RegViT(norm_pre=True, **kw)
+    else:
+        vit = NormPreViT(**kw)
+    with torch.no_grad():
+        vit.norm_pre.weight.uniform_(0.5, 1.5)
+        vit.norm_pre.bias.normal_(0, 0.5)
+    return vit.eval()
 
 
 def listed(res):
@@ -222,8 +243,7 @@ def test_batch_equals_one_image_at_a_time_and_the_authors_batch_bug(photos_batch
 
 
 def test_extra_tokens_pass_through_norm_pre(photos_batch):
-    torch.manual_seed(0)
-    vit = NormPreViT(arch="tiny", embed_dim=32, depth=4, num_heads=2, img_size=(56, 84), patch_size=14).eval()
+    vit = norm_pre_vit(arch="tiny", embed_dim=32, depth=4, num_heads=2, img_size=(56, 84), patch_size=14)
     plant_register_neuron(vit, 1, 5, A, channel=0, seed=0)
     ref = ref_forward(copy.deepcopy(vit), photos_batch, {1: [5]}, norm_pre=vit.norm_pre)
     add_test_time_registers(vit, {1: [5]})
@@ -246,3 +266,13 @@ def test_released_dinov2_list_applies_without_a_search():
     assert big.num_prefix_tokens == 2 and big.test_time_register_method == "jiang2025"
     with pytest.raises(ValueError, match="found on another architecture: depth 24 .this model: 4."):
         add_test_time_registers(planted(), "dinov2_vitl14")
+
+
+@pytest.mark.skipif("rope" not in inspect.signature(RegViT).parameters, reason="the core has no RoPE option yet")
+def test_rope_model_leaves_the_extra_tokens_unrotated(photos_batch):
+    # the reference appends the extra token after the patches, where the rotary embedding does not reach it either
+    vit, x = planted(rope=True).double(), photos_batch.double()
+    ref = ref_forward(copy.deepcopy(vit), x, TWO)
+    add_test_time_registers(vit, TWO)
+    torch.testing.assert_close(vit(x), ref, atol=1e-9, rtol=1e-9)
+    assert {m.num_prefix_tokens for m in vit.modules() if hasattr(m, "num_prefix_tokens")} == {2}

@@ -52,15 +52,16 @@ def test_shift_removes_outliers_and_keeps_other_outputs(photos_batch, ana):
     assert n_after[2].registers.shape == (3, 1)
     assert n_after[2].registers.min() > 150
     assert n_after[0].registers.max() < 1  # an ordinary (zero-initialised) token before the register neuron's block
-    # the other patches barely move (< 2 % of their norm), cls little (its norm is tiny in a random model)
+    # the other patches barely move (< 2 % of their norm)
     planted = torch.zeros(4, 6, dtype=torch.bool)
     for r, c in ana.PLANT["positions"]:
         planted[r, c] = True
     keep = ~planted.flatten()
     rel = (after[:, 2:] - before[:, 1:]).norm(dim=-1) / before[:, 1:].norm(dim=-1)  # [B, 24] (final norm applied)
     assert rel[:, keep].max() < 0.02 and rel[:, ~keep].min() > 0.5
+    # cls moves by < 1 % of the outlier norm that moved (in a random model it attends to the outliers a lot)
     out_b, out_a = pre[:, 0], vit.forward_blocks(photos_batch, [2])["out"][0][:, 0]
-    assert ((out_a - out_b).norm(dim=-1) / out_b.norm(dim=-1)).max() < 0.15
+    assert (out_a - out_b).norm(dim=-1).max() < 0.01 * n_before[2].patches.max()
     # ... while without the shift they are far from it at the planted cells
     assert (n_before[2].patches[:, planted] > 150).all()
     # intermediate dense features keep their grid
