@@ -47,7 +47,8 @@ def plant_register_neuron(
         raise TypeError("plant_register_neuron needs a GELU Mlp (ffn_layer='mlp')")
     C = vit.embed_dim
     vit.patch_embed.proj.weight[channel] = 0
-    vit.patch_embed.proj.bias[channel] = 0
+    if vit.patch_embed.proj.bias is not None:  # CLIP-style patch embeddings have none
+        vit.patch_embed.proj.bias[channel] = 0
     vit.pos_embed[0, :, channel] = 0
     marker = 2.0 * C**0.5  # dominates the token: LayerNorm maps it to ~sqrt(C) at the planted cells
     for r, c in positions:
