@@ -70,6 +70,8 @@ class RetrofitConfig:
     cka_batches: int = 4
     bench: bool = True
     bench_batch: int = 8
+    bench_min_time: float = 0.5
+    bench_repeats: int = 5
     device: Optional[str] = None
     extra_hooks: list = field(default_factory=list, repr=False)
 
@@ -227,7 +229,7 @@ def retrofit(cfg: RetrofitConfig) -> dict:
         flops["ratio"] = flops["student_gmacs"] / flops["teacher_gmacs"]
     xb = x if x.shape[0] >= cfg.bench_batch else x.repeat((cfg.bench_batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)
     speed = throughput(teacher, student, xb[: cfg.bench_batch], device, "bf16" if cfg.amp else "fp32",
-                       log=lambda m: None) if cfg.bench else None
+                       repeats=cfg.bench_repeats, min_time=cfg.bench_min_time, log=lambda m: None) if cfg.bench else None
     meta = ckpt_io.save_retrofit(osp.join(cfg.out, "retrofit.pth"), student, spec)
     n_train = sum(p.numel() for p in [*phi, *extra])
     report = dict(

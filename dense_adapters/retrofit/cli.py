@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = p.add_argument_group("report")
     r.add_argument("--no-bench", action="store_true", help="skip the side-by-side throughput measurement")
     r.add_argument("--bench-batch", type=int, default=8, help="batch of the throughput measurement (default 8)")
+    r.add_argument("--bench-seconds", type=float, default=0.5, help="minimum seconds per timed repeat (default 0.5)")
     r.add_argument("--max-val-images", type=int, default=64)
     p.add_argument("--out", required=True, help="output folder: retrofit.pth, report.json, retrofit.png, work/")
     return p
@@ -129,7 +130,7 @@ def config_from_args(args: argparse.Namespace) -> RetrofitConfig:
         feature_blocks=_int_list(args.feature_blocks, "--feature-blocks"), noise_sigma=args.noise_sigma / 255.0,
         amp=args.amp, num_workers=args.workers, seed=args.seed, launcher=args.launcher, resume=args.resume,
         log_interval=args.log_interval, ckpt_interval=args.ckpt_interval, bench=not args.no_bench,
-        bench_batch=args.bench_batch, max_val_images=args.max_val_images, device=args.device)
+        bench_batch=args.bench_batch, bench_min_time=args.bench_seconds, max_val_images=args.max_val_images, device=args.device)
 
 
 def summary(report: dict) -> str:

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import os.path as osp
+import time
 from typing import Callable, Optional, Sequence
 
 import torch
@@ -155,13 +156,16 @@ def init_distributed(launcher: str) -> None:
         dist.init_process_group("gloo")
 
 
+_RUNS = 0
+
+
 def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, optim_wrapper, hooks: list,
                  batch_size: int, num_workers: int, seed: int, launcher: str, resume_from: Optional[str],
                  log_interval: int, ckpt_interval: int, find_unused: bool):
     """mmengine Runner of the retrofit (iteration-based, DefaultSampler, exact resume, NaN guard)."""
     from mmengine.runner import Runner
 
-    from ..engine.checkpoint_resume import ExactResumeHook
+    from ..engine.checkpoint_resume import ExactResumeHook, ResumableIterBasedTrainLoop
     from ..engine.nan_guard import NanGuardHook
 
     cuda = torch.cuda.is_available()
@@ -170,13 +174,18 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
         wrapper = dict(type="MMDistributedDataParallel", find_unused_parameters=find_unused,
                        **({} if cuda else dict(device_ids=None)))
     os.makedirs(work_dir, exist_ok=True)
+    global _RUNS
+    _RUNS += 1
+    # one process: a unique name, so that a second run within the same second gets its own logger and message hub
+    # (mmengine keys them by name); distributed: None, mmengine broadcasts rank 0's timestamp
+    name = None if launcher != "none" else f"retrofit_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{_RUNS}"
     return Runner(
         model=model,
         work_dir=work_dir,
         train_dataloader=dict(dataset=dataset, sampler=dict(type="DefaultSampler", shuffle=True, seed=seed),
                               batch_size=batch_size, num_workers=num_workers, persistent_workers=num_workers > 0,
                               pin_memory=cuda, drop_last=True, collate_fn=dict(type="default_collate")),
-        train_cfg=dict(type="dense_adapters.ResumableIterBasedTrainLoop", max_iters=max_iters),
+        train_cfg=dict(type=ResumableIterBasedTrainLoop, max_iters=max_iters),
         optim_wrapper=optim_wrapper,
         default_hooks=dict(timer=dict(type="IterTimerHook"),
                            logger=dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False),
@@ -192,7 +201,8 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
         randomness=dict(seed=seed),
         resume=resume_from is not None,
         load_from=resume_from,
-        default_scope="mmseg",
+        default_scope="mmengine",  # nothing here needs mmseg's registries (importing them costs seconds)
+        experiment_name=name,
     )
 
 

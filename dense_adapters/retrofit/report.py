@@ -68,7 +68,10 @@ def plot_report(report: dict, path: str) -> str:
         ax.set_xticks(range(len(blocks)), [str(b) for b in blocks], fontsize=6, rotation=90 if len(blocks) > 16 else 0)
     ax.set_xlabel("block (skipped blocks shaded)" if report.get("family", "regvit") == "regvit" else "decoder block")
     ax.set_ylabel("cosine to teacher (patch: solid, cls: dotted)", fontsize=8)
-    ax.set_title(f"{report['model']}: skip {report['skip_layers']} ({report['skip_mode']}), held-out "
+    kw = report.get("arch_kwargs") or {}
+    short = report.get("preset") or report.get("family", "") + " " + " ".join(
+        f"{k}={kw[k]}" for k in ("embed_dim", "depth", "patch_size", "num_register_tokens") if k in kw)
+    ax.set_title(f"{short}\nskip {report['skip_layers']} ({report['skip_mode']}), held-out "
                  f"{report['heldout']['images']} images", fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3)
