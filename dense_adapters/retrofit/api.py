@@ -97,6 +97,8 @@ def _check_out_dir(cfg: RetrofitConfig, work_dir: str) -> Optional[str]:
     """The checkpoint to resume from (or None); refuses to start over a previous run without --resume."""
     sig_path = osp.join(cfg.out, "retrofit_args.json")
     found = find_checkpoint(work_dir)
+    if _rank() != 0:  # rank 0 checks (and may already have written the settings of this very run)
+        return found if cfg.resume else None
     if not cfg.resume:
         if found or osp.isfile(sig_path):
             raise UserError(f"{cfg.out} already holds a retrofit run ({found or sig_path}): pass --resume to continue "
