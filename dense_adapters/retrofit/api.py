@@ -230,8 +230,10 @@ def retrofit(cfg: RetrofitConfig) -> dict:
     if flops["teacher_gmacs"] and flops["student_gmacs"]:
         flops["ratio"] = flops["student_gmacs"] / flops["teacher_gmacs"]
     xb = x if x.shape[0] >= cfg.bench_batch else x.repeat((cfg.bench_batch + x.shape[0] - 1) // x.shape[0], 1, 1, 1)
-    speed = throughput(teacher, student, xb[: cfg.bench_batch], device, "bf16" if cfg.amp else "fp32",
-                       repeats=cfg.bench_repeats, min_time=cfg.bench_min_time, log=lambda m: None) if cfg.bench else None
+    speed = None
+    if cfg.bench:
+        speed = throughput(teacher, student, xb[: cfg.bench_batch], device, "bf16" if cfg.amp else "fp32",
+                           repeats=cfg.bench_repeats, min_time=cfg.bench_min_time, log=lambda m: None)
     meta = ckpt_io.save_retrofit(osp.join(cfg.out, "retrofit.pth"), student, spec)
     n_train = sum(p.numel() for p in [*phi, *extra])
     report = dict(

@@ -130,7 +130,8 @@ def config_from_args(args: argparse.Namespace) -> RetrofitConfig:
         feature_blocks=_int_list(args.feature_blocks, "--feature-blocks"), noise_sigma=args.noise_sigma / 255.0,
         amp=args.amp, num_workers=args.workers, seed=args.seed, launcher=args.launcher, resume=args.resume,
         log_interval=args.log_interval, ckpt_interval=args.ckpt_interval, bench=not args.no_bench,
-        bench_batch=args.bench_batch, bench_min_time=args.bench_seconds, max_val_images=args.max_val_images, device=args.device)
+        bench_batch=args.bench_batch, bench_min_time=args.bench_seconds, max_val_images=args.max_val_images,
+        device=args.device)
 
 
 def summary(report: dict) -> str:

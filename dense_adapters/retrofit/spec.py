@@ -124,7 +124,8 @@ def parse_skip(text: str, depth: int) -> list[int]:
         out.update(range(lo, hi + 1))
     bad = sorted(i for i in out if not 1 <= i < depth)
     if bad:
-        raise UserError(f"--skip {text!r}: blocks {bad} do not exist or cannot skip (the model has blocks 0..{depth - 1}"
+        raise UserError(f"--skip {text!r}: blocks {bad} do not exist or cannot skip (the model has blocks "
+                        f"0..{depth - 1}"
                         " and block 0 has no earlier attention to reuse)")
     return sorted(out)
 
@@ -163,7 +164,8 @@ def build_student(teacher: nn.Module, spec: ModelSpec, skip_layers: Sequence[int
         own = student.state_dict()
         new = [k for k in own if k not in sd]
         if any(".skip_fn." not in k for k in new):
-            raise CheckpointMismatch(f"the student misses teacher tensors {[k for k in new if '.skip_fn.' not in k][:4]}"
+            odd = [k for k in new if ".skip_fn." not in k][:4]
+            raise CheckpointMismatch(f"the student misses teacher tensors {odd}"
                                      ": the teacher and student architectures differ")
         student.load_state_dict(sd, strict=False)
     else:

@@ -146,8 +146,8 @@ def box_agreement(a: Sequence[Tensor], b: Sequence[Tensor]) -> float:
 
 # -------------------------------------------------------------------------------------------------- study
 def run_study(out: str, num_skips: Sequence[int] = (2, 4, 6), iters: int = 600, size: int = 96,
-              batch_size: int = 8, bench_sizes: Sequence[int] = (96, 224), seed: int = 0,
-              log=print) -> dict:
+              batch_size: int = 8, bench_sizes: Sequence[int] = (96, 224), seed: int = 0, embed_dim: int = 96,
+              depth: int = 8, probe_size: int = 128, probe_steps: int = 300, log=print) -> dict:
     from ..datasets.samples.ade import make_ade_sample
     from ..datasets.samples.voc import make_voc_sample
     from .api import RetrofitConfig, retrofit
@@ -158,12 +158,16 @@ def run_study(out: str, num_skips: Sequence[int] = (2, 4, 6), iters: int = 600, 
     os.makedirs(out, exist_ok=True)
     ade = make_ade_sample(osp.join(out, "data"))
     voc = make_voc_sample(osp.join(out, "data"))
-    teacher, kw = random_teacher(img_size=size, seed=seed)
+    teacher, kw = random_teacher(embed_dim=embed_dim, depth=depth, img_size=size, seed=seed)
     t_path = osp.join(out, "teacher.pth")
     torch.save(teacher.state_dict(), t_path)
-    probe_tr, probe_va = _ade_split(ade, "training", 128), _ade_split(ade, "validation", 128)
+    probe_tr, probe_va = _ade_split(ade, "training", probe_size), _ade_split(ade, "validation", probe_size)
+
+    def probe(vit: RegViT) -> float:
+        return linear_probe(vit, probe_tr, probe_va, steps=probe_steps)
+
     t_lost, gts = lost_boxes(teacher, voc)
-    rows = [dict(name="teacher", skip_layers=[], probe_miou=linear_probe(teacher, probe_tr, probe_va),
+    rows = [dict(name="teacher", skip_layers=[], probe_miou=probe(teacher),
                  lost_corloc=corloc(t_lost, gts), lost_agreement=1.0, final_patch_cos=1.0, final_rel_mse=0.0)]
     log(f"teacher: probe mIoU {rows[0]['probe_miou']:.4f}, LOST CorLoc {rows[0]['lost_corloc']:.3f}")
     # unlabelled training images: the ADE sample's training photos; its validation photos are held out
@@ -186,12 +190,12 @@ def run_study(out: str, num_skips: Sequence[int] = (2, 4, 6), iters: int = 600, 
                    final_patch_cos=sims["retrofit"]["final_patch_cos"], final_rel_mse=sims["retrofit"]["final_rel_mse"],
                    untrained_cos=sims["untrained"]["final_patch_cos"], identity_cos=sims["identity"]["final_patch_cos"],
                    stage1_cos=sims.get("stage1", {}).get("final_patch_cos"),
-                   probe_miou=linear_probe(student, probe_tr, probe_va), lost_corloc=corloc(s_lost, gts),
+                   probe_miou=probe(student), lost_corloc=corloc(s_lost, gts),
                    lost_agreement=box_agreement(t_lost, s_lost))
         for s in bench_sizes:
             x = torch.randn(4, 3, s, s)
             g_t, g_s = gmacs(teacher, x), gmacs(student, x)
-            tp = throughput(teacher, student, x, torch.device("cpu"), repeats=7, min_time=0.3, log=lambda m: None)
+            tp = throughput(teacher, student, x, torch.device("cpu"), repeats=5, min_time=0.2, log=lambda m: None)
             row[f"gmacs_ratio_{s}"] = g_s / g_t if g_t and g_s else None
             row[f"speedup_{s}"] = tp["speedup"]
         rows.append(row)
@@ -201,7 +205,7 @@ def run_study(out: str, num_skips: Sequence[int] = (2, 4, 6), iters: int = 600, 
             + ", ".join(f"{s}px x{row[f'speedup_{s}']:.3f} (GMACs x{row[f'gmacs_ratio_{s}']:.3f})"
                         for s in bench_sizes))
     result = dict(teacher=kw, size=size, iters=iters, batch_size=batch_size, threads=torch.get_num_threads(),
-                  rows=rows)
+                  probe_size=probe_size, probe_steps=probe_steps, rows=rows)
     with open(osp.join(out, "study.json"), "w") as f:
         json.dump(result, f, indent=1)
     with open(osp.join(out, "study.md"), "w") as f:
@@ -236,8 +240,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--bench-sizes", type=int, nargs="+", default=[96, 224])
+    p.add_argument("--dim", type=int, default=96, help="teacher width")
+    p.add_argument("--depth", type=int, default=8, help="teacher blocks")
+    p.add_argument("--probe-size", type=int, default=128)
+    p.add_argument("--probe-steps", type=int, default=300)
     args = p.parse_args(argv)
-    res = run_study(args.out, args.num_skips, args.iters, args.size, args.batch_size, args.bench_sizes)
+    res = run_study(args.out, args.num_skips, args.iters, args.size, args.batch_size, args.bench_sizes,
+                    embed_dim=args.dim, depth=args.depth, probe_size=args.probe_size, probe_steps=args.probe_steps)
     print(markdown_table(res, args.bench_sizes))
     return res
 

@@ -15,7 +15,8 @@ from retrofit_helpers import SIZE, VIT_KW
 
 def argv(photo_dir, teacher, out, *extra, skip=("--skip", "auto", "--num-skip", "2")):
     arch = [f"{k}={v!r}" for k, v in VIT_KW.items()]
-    return ["--arch", "regvit", "--set", *arch, "--checkpoint", teacher, "--images", photo_dir, *skip, "--iters", "12", "--batch-size", "4", "--size", str(SIZE), "--workers", "0",
+    return ["--arch", "regvit", "--set", *arch, "--checkpoint", teacher, "--images", photo_dir, *skip,
+            "--iters", "12", "--batch-size", "4", "--size", str(SIZE), "--workers", "0",
             "--ckpt-interval", "4", "--log-interval", "4", "--bench-batch", "2", "--bench-seconds", "0.02",
             "--out", str(out), *extra]
 
