@@ -29,12 +29,3 @@ test_dataloader = val_dataloader
 val_evaluator = [dict(type='dense_adapters.PSNR'), dict(type='dense_adapters.SSIM')]
 test_evaluator = val_evaluator
 
-# Uformer: 250 epochs of ~3000 iterations (96k patches / batch 32), 3 warmup epochs, cosine to 1e-6.
-max_iters = 750000
-warmup_iters = 9000
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=warmup_iters, end=max_iters),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=10000)
-

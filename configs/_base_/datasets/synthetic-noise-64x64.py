@@ -2,7 +2,7 @@
 # Default data: the bundled-photo sample (python tools/make_sample_data.py denoise data/samples), i.e.
 #   data/samples/denoise/train/gt/*.png (train, fresh noise every time) and data/samples/denoise/val/gt/*.png
 #   (held out, noise fixed by seed). Poisson-Gaussian noise: AddSyntheticNoise(mode='poisson_gaussian', a=, b=).
-# A CPU-sized schedule (64x64 crops, 2000 iterations).
+# 64x64 crops (the schedule is _base_/schedules/uformer-synthetic_2k.py).
 data_root = 'data/samples/denoise'
 crop_size = 64
 noise = dict(type='dense_adapters.AddSyntheticNoise', mode='gaussian', sigma=25.0)
@@ -28,10 +28,3 @@ test_dataloader = val_dataloader
 val_evaluator = [dict(type='dense_adapters.PSNR'), dict(type='dense_adapters.SSIM')]
 test_evaluator = val_evaluator
 
-max_iters = 2000
-warmup_iters = 100
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=warmup_iters),
-    dict(type='CosineAnnealingLR', eta_min=1e-6, by_epoch=False, begin=warmup_iters, end=max_iters),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)

@@ -1,4 +1,7 @@
-# Fine-tuned RegViT-S/14 (4 registers) + MultiLevelNeck + UPerNet, with an FCN auxiliary head.
+# Fine-tuned DINOv2 ViT-S/14 with 4 registers (dense_adapters.RegViT, blocks 3/6/9/12 after the final norm,
+# drop path 0.1) + mmseg's MultiLevelNeck (4x, 2x, 1x, 1/2x) + UPerNet, with an FCN auxiliary head on block 12.
+# Weights: checkpoints/dinov2_vits14_reg4_pretrain.pth (DINOv2's file, converted when loaded); any path or URL:
+#   --cfg-options model.backbone.init_cfg.checkpoint=PATH
 norm_cfg = dict(type='SyncBN', requires_grad=True)  # tools/train.py turns SyncBN into BN on the CPU
 data_preprocessor = dict(
     type='SegDataPreProcessor',
@@ -45,28 +48,3 @@ model = dict(
         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False, loss_weight=0.4)),
     train_cfg=dict(),
     test_cfg=dict(mode='slide', crop_size=(512, 512), stride=(341, 341)))
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01),
-    paramwise_cfg=dict(custom_keys={
-        'pos_embed': dict(decay_mult=0.0),
-        'cls_token': dict(decay_mult=0.0),
-        'reg_token': dict(decay_mult=0.0),
-        'norm': dict(decay_mult=0.0),
-    }))
-
-# 40k-iteration schedule (as mmseg's schedule_40k.py, with AdamW)
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=1500),
-    dict(type='PolyLR', eta_min=0.0, power=1.0, begin=1500, end=40000, by_epoch=False),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=4000)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3),
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    visualization=dict(type='SegVisualizationHook'))

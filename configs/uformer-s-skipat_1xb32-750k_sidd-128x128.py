@@ -1,0 +1,11 @@
+# Uformer-S with SkipAt: every decoder block skips window attention and reuses the attention output of the
+# encoder block at the same level through SkipAt's parametric function (Phi + Linear to the decoder width).
+#   python tools/train.py configs/uformer-s-skipat_1xb32-750k_sidd-128x128.py [--data-root data/SIDD]
+# Total batch 32 on 1 GPU (Uformer's); on N GPUs keep 32 in all: --cfg-options train_dataloader.batch_size=32/N.
+# Older name: configs/sidd_uformer_s_skipat.py (an alias of this file).
+_base_ = [
+    './_base_/default_runtime.py', './_base_/models/uformer_restorer.py', './_base_/datasets/sidd-128x128.py',
+    './_base_/schedules/uformer-sidd_750k.py'
+]
+model = dict(generator=dict(preset='S', skip_mode='parametric'))
+train_dataloader = dict(batch_size=32)
