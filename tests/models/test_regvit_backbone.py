@@ -49,7 +49,7 @@ def test_unknown_preset_fails_clearly():
 
 def test_linear_probe_head_is_bn_plus_1x1_conv_over_patch_and_cls():
     head = MODELS.build(dict(type="dense_adapters.LinearProbeHead", in_channels=[48, 48], in_index=[0, 1],
-                             upsample=2, num_classes=5)).eval()
+                             use_cls_token=True, upsample=2, num_classes=5)).eval()
     assert head.channels == 192
     feats = [[torch.randn(2, 48, 3, 5), torch.randn(2, 48)], [torch.randn(2, 48, 3, 5), torch.randn(2, 48)]]
     x = torch.cat([torch.cat([p, c[:, :, None, None].expand_as(p)], 1) for p, c in feats], 1)

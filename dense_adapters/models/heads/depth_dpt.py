@@ -20,12 +20,15 @@ class DepthDPTHead(BaseDepthHead):
     RegViT backbone has already dropped the registers from the maps, and the readout uses the cls token only).
     Reassemble (mmseg's ``ReassembleBlocks``): readout ``'project'`` (Linear 2C -> C + GELU on [patch | cls]),
     1x1 projection to ``post_process_channels``, resampling to 4x, 2x, 1x and 1/2x of the grid. A 3x3 conv to
-    ``channels`` per level, then fusion (mmseg's ``FeatureFusionBlock``) from the coarsest level up; before each
-    fusion the running map is resized to the skip level's exact size, so odd and non-square grids stay aligned
-    (mmseg's block would instead resize the skip to the running map). Output head: conv 3x3 C -> C/2, bilinear
-    x2, conv 3x3 -> 32, ReLU, conv 1x1 -> 1, then ``relu(x) + min_depth``.
+    ``channels`` per level, then fusion (mmseg's ``FeatureFusionBlock``, the same arithmetic as DINOv2's
+    ``eval/depth/models/decode_heads/dpt_head.py``) from the coarsest level up: each block resizes the skip level
+    to the running map where their sizes differ, adds it, and upsamples x2. On an odd grid (NYU's 35 x 46 at
+    patch 14) the 1/2x level has ceil(h/2) rows, so the running map is 2 ceil(h/2) rows at the 1x level, one
+    more than the skip: the skip is stretched to it, as in DINOv2. Output head: conv 3x3 C -> C/2, bilinear x2,
+    conv 3x3 -> 32, ReLU, conv 1x1 -> 1, then ``relu(x) + min_depth``.
 
-    Output: depth [B, 1, 16 h, 16 w] in metres (clamped to ``max_depth`` at test time).
+    Output: depth [B, 1, 32 ceil(h/2), 32 ceil(w/2)] in metres (16 h x 16 w on even grids; clamped to
+    ``max_depth`` at test time); the estimator resizes it to the image.
 
     Args:
         embed_dims: backbone width C.
@@ -74,7 +77,7 @@ class DepthDPTHead(BaseDepthHead):
         )
 
     def forward(self, inputs: Sequence) -> Tensor:
-        """Four levels ``[map [B, C, h, w], cls [B, C]]`` -> depth [B, 1, 16 h, 16 w] (>= min_depth)."""
+        """Four levels ``[map [B, C, h, w], cls [B, C]]`` -> depth [B, 1, 32 ceil(h/2), 32 ceil(w/2)], >= min_depth."""
         levels = []
         for x in self._transform_inputs(inputs):
             if not isinstance(x, (list, tuple)):
@@ -82,11 +85,8 @@ class DepthDPTHead(BaseDepthHead):
             levels.append(list(x))
         x = self.reassemble_blocks(levels)  # [B, c_i, 4h, 4w], [.., 2h, 2w], [.., h, w], [.., ceil(h/2), ceil(w/2)]
         x = [conv(f) for conv, f in zip(self.convs, x)]  # [B, channels, ...] each
-        out = self.fusion_blocks[0](x[-1])
+        out = self.fusion_blocks[0](x[-1])  # [B, channels, 2 ceil(h/2), 2 ceil(w/2)]: h + 1 rows on odd h
         for i in range(1, 4):
-            skip = x[-(i + 1)]
-            if out.shape[2:] != skip.shape[2:]:
-                out = F.interpolate(out, size=skip.shape[2:], mode="bilinear", align_corners=False)
-            out = self.fusion_blocks[i](out, skip)  # -> 2x the skip's size
-        out = self.project(out)  # [B, channels, 8h, 8w]
-        return F.relu(self.conv_depth(out)) + self.min_depth  # [B, 1, 16h, 16w]
+            out = self.fusion_blocks[i](out, x[-(i + 1)])  # the skip is resized to the running map, then x2
+        out = self.project(out)  # [B, channels, 16 ceil(h/2), 16 ceil(w/2)]
+        return F.relu(self.conv_depth(out)) + self.min_depth

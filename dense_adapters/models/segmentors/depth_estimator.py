@@ -1,7 +1,4 @@
-"""mmseg's ``DepthEstimator`` with patch-exact padding, a working ``'slide'`` mode and flip test-time augmentation.
-
-(Lives next to the depth heads because this helper owns only ``models/heads/depth_*.py``; it is a segmentor.)
-"""
+"""mmseg's ``DepthEstimator`` with patch-exact padding, a working ``'slide'`` mode and flip test-time augmentation."""
 from __future__ import annotations
 
 import math
@@ -35,12 +32,18 @@ class ViTDepthEstimator(DepthEstimator):
       ``'whole'`` and ``'slide'`` mode (``'slide_flip'`` is ``'slide'`` with ``flip=True``).
     * Predictions are clamped to the head's ``[min_depth, max_depth]``.
 
+    ``crop_padding=False`` aligns as DINOv2's depther does instead (``eval/depth/models/depther/encoder_decoder.py``
+    with the ``CenterPadding`` hook of ``hub/depthers.py``): the backbone pads the input itself (``pad_mode=
+    'center'``), the head's output for the padded grid is clamped and then resized straight to the input size,
+    and in training the loss compares it, resized, with the unpadded ground truth. The protocol configs use it.
+
     ``test_cfg``: ``mode`` (``'whole'`` default, ``'slide'``, ``'slide_flip'``), ``flip`` (bool), and for
     sliding ``crop_size=(h, w)`` and ``stride=(h, w)``; windows are averaged where they overlap.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args, crop_padding: bool = True, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.crop_padding = bool(crop_padding)
         self.test_cfg = ConfigDict(self.test_cfg or dict(mode="whole"))  # slide_inference reads attributes
         mode = self.test_cfg.get("mode", "whole")
         if mode not in TEST_MODES:
@@ -62,18 +65,22 @@ class ViTDepthEstimator(DepthEstimator):
 
     def encode_decode(self, inputs: Tensor, batch_img_metas: Optional[List[dict]] = None) -> Tensor:
         """Images [B, 3, H, W] -> depth [B, 1, H, W] in metres, clamped to the head's depth range."""
+        clamp = getattr(self.decode_head, "clamp_depth", None)
+        if not self.crop_padding:  # DINOv2: clamp, then resize the padded grid's output to the input
+            depth = self.decode_head.forward(self.extract_feat(inputs, batch_img_metas))
+            depth = clamp(depth) if clamp is not None else depth
+            return F.interpolate(depth, size=inputs.shape[2:], mode="bilinear", align_corners=self.align_corners)
         h, w = inputs.shape[2:]
         left, right, top, bottom = self._pad_sizes(h, w)
         x = F.pad(inputs, (left, right, top, bottom)) if left + right + top + bottom else inputs
         depth = self.decode_head.forward(self.extract_feat(x, batch_img_metas))
         depth = F.interpolate(depth, size=x.shape[2:], mode="bilinear", align_corners=self.align_corners)
         depth = depth[:, :, top:top + h, left:left + w]
-        clamp = getattr(self.decode_head, "clamp_depth", None)
         return clamp(depth) if clamp is not None else depth
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         h, w = inputs.shape[2:]
-        pad = self._pad_sizes(h, w)
+        pad = self._pad_sizes(h, w) if self.crop_padding else (0, 0, 0, 0)
         if any(pad):
             inputs = F.pad(inputs, pad)
             for ds in data_samples:
