@@ -57,7 +57,7 @@ def _is_alias(path: str) -> bool:
 ALIASES = [p for p in ALL if _is_alias(p)]
 LEAVES = [p for p in ALL if p not in ALIASES]
 # still in the old layout until their protocols are rewritten (next commits)
-LEGACY = {"ade20k_regvit.py", "ade20k_vit.py", "nyu_regvit_linear.py", "nyu_regvit_linear4.py", "nyu_regvit_dpt.py"}
+LEGACY = set()
 LAID_OUT = [p for p in LEAVES if osp.basename(p) not in LEGACY]
 
 

@@ -1,31 +1,34 @@
-# NYU Depth v2 in mmseg's layout (data/nyu: images/{train,test}/*.jpg, annotations/{train,test}/*.png, uint16 mm)
-# with this toolkit's protocol (docs/depth.md): 420x560 crops (patch-14 multiples), rotation/flip/colour jitter,
-# depth range 1e-3..10 m, Eigen crop gt[45:471, 41:601] on 480x640 ground truth, predictions clipped to the range,
-# metrics averaged per image (the common protocol) and pixel-pooled ("*_pooled").
+# NYU Depth v2 as DINOv2's depth probes read it (the config stored in DINOv2's released NYU depth heads, which
+# uses the Monocular-Depth-Estimation-Toolbox's NYU pipeline): the fixed NYU crop [45:472, 43:608] of the
+# 480x640 frame, rotation by U(-2.5, 2.5) degrees with probability 0.5, flip, a 416x544 random crop, gamma /
+# brightness / colour jitter with probability 0.5 (gamma 0.9-1.1, brightness 0.75-1.25, colour 0.9-1.1).
+# Test: the full 480x640 image, flip-averaged (model.test_cfg); Eigen crop gt[45:471, 41:601], 1e-3 < gt < 10 m,
+# metrics per image then averaged (docs/depth.md). 2 images per GPU (8 GPUs = 16 in all).
+# Data in mmseg's layout: data/nyu/{images,annotations}/{train,test} (annotations: uint16 PNG, mm).
 # A tiny real sample: python tools/make_sample_data.py nyu data/samples  (then --data-root data/samples/nyu).
 dataset_type = 'NYUDataset'
 data_root = 'data/nyu'
-crop_size = (420, 560)  # multiples of the 14-px patch (DINOv2 trains on 416 x 544 crops)
+crop_size = (416, 544)
 meta_keys = ('img_path', 'depth_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
              'flip_direction', 'category_id')
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
-    dict(type='RandomRotate', prob=0.5, degree=2.5, seg_pad_val=0),
+    dict(type='dense_adapters.FixedCrop', top=45, bottom=472, left=43, right=608),
+    dict(type='RandomRotate', prob=0.5, degree=2.5, pad_val=0, seg_pad_val=0),
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCrop', crop_size=crop_size),
-    dict(type='PhotoMetricDistortion', brightness_delta=16, contrast_range=(0.8, 1.2),
-         saturation_range=(0.8, 1.2), hue_delta=9),
+    dict(type='dense_adapters.GammaBrightnessColorAug', prob=0.5, gamma_range=(0.9, 1.1),
+         brightness_range=(0.75, 1.25), color_range=(0.9, 1.1)),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2000, 480), keep_ratio=True),
     dict(type='LoadDepthAnnotation', depth_rescale_factor=1e-3),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 train_dataloader = dict(
-    batch_size=8,
+    batch_size=2,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),

@@ -1,0 +1,46 @@
+# ADE20K as DINOv2's linear probe reads it (official config dinov2_vits14_ade20k_linear_config.py): the short side
+# rescaled to 512 x U(0.5, 2.0) (mmseg 0.x img_scale=(99999999, 512), ratio_range=(0.5, 2.0)), a 512x512 crop in
+# which no class covers more than 75%, horizontal flip, mmseg's photometric distortion; padding to 512 happens in
+# the data preprocessor. Test: short side 512, single scale, no flip. 2 images per GPU (8 GPUs = 16 in all).
+# Data in mmseg's layout: data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}.
+dataset_type = 'ADE20KDataset'
+data_root = 'data/ade/ADEChallengeData2016'
+crop_size = (512, 512)
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations', reduce_zero_label=True),
+    dict(type='RandomResize', scale=(99999999, 512), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
+    dict(type='PackSegInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(99999999, 512), keep_ratio=True),
+    dict(type='LoadAnnotations', reduce_zero_label=True),  # after Resize: the ground truth keeps its size
+    dict(type='PackSegInputs'),
+]
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='images/training', seg_map_path='annotations/training'),
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=4,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(
+        type=dataset_type,
+        data_root=data_root,
+        data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation'),
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+test_evaluator = val_evaluator
