@@ -37,7 +37,7 @@ def losses(cfg: dict) -> dict:
 
 
 ADE_MODEL = {  # DINOv2 official linear config + semantic_segmentation notebook (get_intermediate_layers, norm=True)
-    "backbone last block": (lambda c: c["model"]["backbone"]["out_indices"], (11,)),
+    "backbone last block": (lambda c: c["model"]["backbone"]["out_indices"], (-1,)),
     "backbone final norm": (lambda c: c["model"]["backbone"]["final_norm"], True),
     "backbone frozen": (lambda c: c["model"]["backbone"]["frozen"], True),
     "no cls token": (lambda c: (c["model"]["backbone"]["output_cls_token"], c["model"]["decode_head"]["use_cls_token"]),
@@ -80,7 +80,7 @@ DINOV2_SEG_SCHEDULE = {
                                                  [("LinearLR", 1e-6, 0, 1501), ("PolyLR", None, 0, 40001)]),
 }
 MS_OVERRIDES = {
-    "backbone last 4 blocks": (lambda c: c["model"]["backbone"]["out_indices"], (8, 9, 10, 11)),
+    "backbone last 4 blocks": (lambda c: c["model"]["backbone"]["out_indices"], (-4, -3, -2, -1)),
     "head": (lambda c: (c["model"]["decode_head"]["in_channels"], c["model"]["decode_head"]["in_index"]),
              ([384] * 4, [0, 1, 2, 3])),
     "rescale short side 640 x [1, 3]": (lambda c: (step(c, "train_dataloader", "RandomResize")["scale"],
@@ -140,7 +140,7 @@ LINEAR_DEPTH_HEAD = {
              norm_strategy="linear", use_bn=False, init_cfg=None)),
 }
 LIN1_ONLY = {"last block": (lambda c: (c["model"]["backbone"]["out_indices"], c["model"]["decode_head"]["in_channels"]),
-                            ((11,), [384]))}
+                            ((-1,), [384]))}
 LIN4_ONLY = {"blocks 3, 6, 9, 12": (lambda c: (c["model"]["backbone"]["out_indices"],
                                                c["model"]["decode_head"]["in_channels"]), ((2, 5, 8, 11), [384] * 4))}
 DPT_ONLY = {
