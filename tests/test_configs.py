@@ -56,9 +56,6 @@ def _is_alias(path: str) -> bool:
 
 ALIASES = [p for p in ALL if _is_alias(p)]
 LEAVES = [p for p in ALL if p not in ALIASES]
-# still in the old layout until their protocols are rewritten (next commits)
-LEGACY = set()
-LAID_OUT = [p for p in LEAVES if osp.basename(p) not in LEGACY]
 
 
 def _no_pretrained(node):
@@ -85,7 +82,7 @@ def test_leaf_builds(path):
             assert "dataset" in cfg[loader]
 
 
-@pytest.mark.parametrize("path", LAID_OUT, ids=[osp.basename(p) for p in LAID_OUT])
+@pytest.mark.parametrize("path", LEAVES, ids=[osp.basename(p) for p in LEAVES])
 def test_leaf_layout_and_name(path):
     """One level of bases, all from configs/_base_/; no custom_imports in a leaf; the name states the recipe and
     the per-GPU batch, iterations and crop in the name are the config's."""
