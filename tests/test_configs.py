@@ -12,6 +12,7 @@ import re
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.registry import DefaultScope
 
 from dense_adapters.registry import MODELS, register_all_modules
 from dense_adapters.runner_utils import replace_syncbn
@@ -74,7 +75,8 @@ def test_leaf_builds(path):
     assert cfg.get("default_scope") == "mmseg"
     model_cfg = _no_pretrained(cfg.model.to_dict())
     replace_syncbn(model_cfg)  # SyncBN needs a process group
-    with torch.device("meta"):
+    # the config's scope, not whatever scope an earlier Runner in this process left current
+    with DefaultScope.overwrite_default_scope(cfg.default_scope), torch.device("meta"):
         model = MODELS.build(model_cfg)
     assert sum(p.numel() for p in model.parameters()) > 0
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
