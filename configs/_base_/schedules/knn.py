@@ -1,0 +1,4 @@
+# k-NN evaluation: nothing is trained. The test loop extracts the bank (train/, the test dataloader with
+# data_prefix replaced) and then scores the test split against it. Run it with tools/test.py.
+test_cfg = dict(type='dense_adapters.KNNTestLoop', bank_dataset=dict(data_prefix=dict(img_path='train')))
+default_hooks = dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50))
