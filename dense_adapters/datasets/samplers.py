@@ -21,13 +21,16 @@ class RepeatAugSampler(Sampler):
 
     DeiT keeps ``floor(len // 256 * 256 / world_size)`` per rank; the ceil (as mmpretrain's sampler) differs by
     fewer than 256 images per epoch and keeps tiny datasets usable. ``set_epoch`` is called by mmengine's
-    ``DistSamplerSeedHook``.
+    ``DistSamplerSeedHook``. ``num_replicas``/``rank`` default to the process group's.
     """
 
-    def __init__(self, dataset, shuffle: bool = True, num_repeats: int = 3, seed: Optional[int] = None) -> None:
+    def __init__(self, dataset, shuffle: bool = True, num_repeats: int = 3, seed: Optional[int] = None,
+                 num_replicas: Optional[int] = None, rank: Optional[int] = None) -> None:
         if num_repeats < 1:
             raise UserError(f"num_repeats must be >= 1, got {num_repeats}")
-        self.rank, self.world_size = get_dist_info()
+        dist_rank, dist_world = get_dist_info()
+        self.rank = dist_rank if rank is None else int(rank)
+        self.world_size = dist_world if num_replicas is None else int(num_replicas)
         self.dataset, self.shuffle, self.num_repeats = dataset, shuffle, int(num_repeats)
         self.seed = sync_random_seed() if seed is None else int(seed)
         self.epoch = 0

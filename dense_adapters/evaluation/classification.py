@@ -93,7 +93,8 @@ def knn_neighbours(query: Tensor, bank: Tensor, k: int, chunk_size: int = 65536)
         s, i = sims.topk(min(k, sims.shape[1]), dim=1)
         i = i + start
         if best_sim is not None:
-            s, j = torch.cat([best_sim, s], 1).topk(k, dim=1)
+            s = torch.cat([best_sim, s], 1)
+            s, j = s.topk(min(k, s.shape[1]), dim=1)
             i = torch.cat([best_idx, i], 1).gather(1, j)
         best_sim, best_idx = s, i
     return best_sim.float(), best_idx
