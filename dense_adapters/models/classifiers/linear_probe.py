@@ -95,7 +95,7 @@ class LinearProbeClassifier(BaseModel):
             dim = (n + a) * C
             if dim not in init:
                 g = torch.Generator().manual_seed(head_seed)
-                init[dim] = torch.randn(self.num_classes, dim, generator=g).mul_(head_init_std)
+                init[dim] = torch.randn(self.num_classes, dim, generator=g, device="cpu").mul_(head_init_std)
             head = nn.utils.skip_init(nn.Linear, dim, self.num_classes)
             with torch.no_grad():
                 head.weight.copy_(init[dim])

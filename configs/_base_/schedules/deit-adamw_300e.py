@@ -2,7 +2,7 @@
 # 512, betas (0.9, 0.999), eps 1e-8, weight decay 0.05 except on 1-D parameters (biases, norms, LayerScale) and the
 # position embedding / cls / register tokens; 300 epochs, stepped per epoch as timm's CosineLRScheduler: linear
 # warm-up from 1e-6 over epochs 0-4 (start factor 1e-3 at the stated total batch of 1024), cosine to 1e-5 over the
-# 300 epochs (the two chained schedulers stay within 0.03% of the peak lr of timm's schedule at every epoch,
+# 300 epochs (the two chained schedulers stay within 0.04% of the peak lr of timm's schedule at every epoch,
 # tests/engine/test_classification_engine.py). Validation every epoch.
 optim_wrapper = dict(
     type='OptimWrapper',
