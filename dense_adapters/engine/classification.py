@@ -140,12 +140,13 @@ class KNNTestLoop(TestLoop):
             keep[1:] = idx[1:] != idx[:-1]
             f, lab = f[keep], lab[keep]
         model.set_bank(f, lab)
-        print_log(f"k-NN bank: {f.shape[0]} features of dimension {f.shape[1]} from {self.bank_source} "
-                  f"({len(loader.dataset)} images)", logger="current")
+        print_log(f"k-NN bank: {f.shape[0]} features of dimension {f.shape[1]} ({len(loader.dataset)} images: "
+                  f"{self.bank_source} with {self.bank_dataset})", logger="current")
 
     def run(self) -> dict:
-        if self.runner.cfg.get("load_from") is None:
-            _unwrap(self.runner.model).init_weights()
+        model = _unwrap(self.runner.model)
+        if self.runner.cfg.get("load_from") is None and not getattr(model, "is_init", False):
+            model.init_weights()  # Runner.test() loads checkpoints only; without one, the configured weights
         self.build_bank()
         return super().run()
 

@@ -1,6 +1,6 @@
 """tools/train.py and tools/test.py on the classification configs, shrunk to a tiny ViT on the class sample: the
 linear-probe grid (train, then test with the head chosen on held-out images), SkipAt fine-tuning with DeiT's
-recipe; and the error when ImageNet is not where the configs look."""
+recipe, k-NN without a checkpoint; and the error when ImageNet is not where the configs look."""
 import glob
 import json
 import os
@@ -44,6 +44,13 @@ default_hooks = dict(logger=dict(interval=5))
 """
 
 
+KNN = f"""
+_base_ = ['{ROOT}/configs/regvit-s14-reg4_knn-20nn_in1k-224x224.py']
+model = dict(backbone={SMALL}, num_register_tokens=2, init_cfg=None), num_classes=10, ks=(1, 20))
+test_dataloader = dict(batch_size=20, num_workers=0, dataset=dict(pipeline={EVAL}))
+"""
+
+
 def run_tool(*args, check=True):
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     r = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -62,6 +69,7 @@ def cfg_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp("cls_cfg")
     (d / "linear.py").write_text(LINEAR)
     (d / "skipat.py").write_text(SKIPAT)
+    (d / "knn.py").write_text(KNN)
     return d
 
 
@@ -87,6 +95,13 @@ def test_skipat_fine_tuning_runs_end_to_end(class_sample, cfg_dir, tmp_path):
     val = [r for r in logs if "accuracy/top1" in r]
     assert val and 0 <= val[-1]["accuracy/top1"] <= 100 and val[-1]["accuracy/top5"] >= val[-1]["accuracy/top1"]
     assert os.path.isfile(os.path.join(work, "epoch_3.pth"))
+
+
+def test_knn_runs_through_tools_test_without_a_checkpoint(class_sample, cfg_dir, tmp_path):
+    r = run_tool("tools/test.py", str(cfg_dir / "knn.py"), "--work-dir", str(tmp_path), "--data-root", class_sample)
+    assert "k-NN bank: 160 features of dimension 32" in r.stdout + r.stderr
+    line = [ln for ln in r.stdout.splitlines() if ln.startswith("metrics:")][0]
+    assert "accuracy/top1=" in line and "accuracy/k1_top1=" in line and "accuracy/k20_top5=" in line
 
 
 def test_missing_imagenet_is_one_clear_line():
