@@ -13,21 +13,25 @@ from ...registry import MODELS
 POOLS = ("token", "avg")
 
 
-def pooled_features(vit: nn.Module, x: Tensor, pool: str = "token") -> Tensor:
-    """Image features [B, C] of a core ``RegViT`` after its final norm: the cls token (``'token'``) or the mean of
-    the patch tokens (``'avg'``; cls and registers are never averaged in)."""
-    feats = vit.forward_features(x)
+def with_outputs(backbone: dict, out_indices, cls_token: bool) -> dict:
+    """The backbone config with the outputs a classifier reads through the wrapper's ``forward`` (so that
+    ``frozen`` and ``--compile`` apply): blocks ``out_indices`` after the final norm, with the cls token if asked."""
+    return {**backbone, "out_indices": list(out_indices), "output_cls_token": cls_token, "final_norm": True}
+
+
+def pool_level(level, pool: str = "token") -> Tensor:
+    """One level of the wrapper's output (``[patch_map, cls]`` or ``patch_map`` [B, C, h, w]) -> [B, C]: the cls
+    token (``'token'``) or the mean of the patch tokens (``'avg'``; cls and registers are never averaged in)."""
     if pool == "token":
-        if feats["x_norm_clstoken"] is None:
-            raise UserError("global_pool='token' needs a class token: set class_token=True or global_pool='avg'")
-        return feats["x_norm_clstoken"]
-    return feats["x_norm_patchtokens"].mean(dim=1)
+        return level[1]
+    patch_map = level[0] if isinstance(level, (list, tuple)) else level
+    return patch_map.flatten(2).mean(dim=-1)
 
 
 def core_vit(backbone: nn.Module) -> nn.Module:
     """The plain-PyTorch ViT inside a registered backbone wrapper (``dense_adapters.RegViT``)."""
-    vit = getattr(backbone, "vit", backbone)
-    if not hasattr(vit, "forward_features") or not hasattr(vit, "num_prefix_tokens"):
+    vit = getattr(backbone, "vit", None)
+    if vit is None or not hasattr(vit, "num_prefix_tokens") or not hasattr(backbone, "out_indices"):
         raise UserError(f"{type(backbone).__name__} is not a RegViT backbone: use type='dense_adapters.RegViT'")
     return vit
 
@@ -61,7 +65,7 @@ class ImageClassifier(BaseModel):
         dp = dict(data_preprocessor or dict(type="dense_adapters.ClsDataPreprocessor"))
         dp.setdefault("num_classes", num_classes)
         super().__init__(data_preprocessor=dp, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
+        self.backbone = MODELS.build(with_outputs(backbone, (-1,), global_pool == "token"))
         vit = core_vit(self.backbone)
         self.num_classes, self.global_pool = int(num_classes), global_pool
         self.head_drop = nn.Dropout(head_drop_rate)
@@ -76,10 +80,8 @@ class ImageClassifier(BaseModel):
         self.soft_loss = SoftTargetCrossEntropy()
 
     def extract_feat(self, inputs: Tensor) -> Tensor:
-        """Normalised images [B, 3, H, W] -> pooled features [B, C]."""
-        vit = core_vit(self.backbone)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not getattr(self.backbone, "frozen", False)):
-            return pooled_features(vit, inputs, self.global_pool)
+        """Normalised images [B, 3, H, W] -> pooled features [B, C] (last block, after the final norm)."""
+        return pool_level(self.backbone(inputs)[-1], self.global_pool)
 
     def logits(self, inputs: Tensor) -> Tensor:
         return self.head(self.head_drop(self.extract_feat(inputs)))

@@ -11,7 +11,7 @@ from torch import Tensor
 from ...errors import UserError
 from ...evaluation.classification import knn_vote
 from ...registry import MODELS
-from .image_classifier import POOLS, core_vit, pooled_features
+from .image_classifier import POOLS, core_vit, pool_level, with_outputs
 
 
 @MODELS.register_module()
@@ -47,7 +47,7 @@ class KNNClassifier(BaseModel):
             raise UserError(f"k must be >= 1, got {list(ks)}")
         if temperature <= 0:
             raise UserError(f"temperature must be > 0, got {temperature}")
-        self.backbone = MODELS.build({**backbone, "frozen": True})
+        self.backbone = MODELS.build(with_outputs({**backbone, "frozen": True}, (-1,), feature == "token"))
         core_vit(self.backbone)
         self.num_classes, self.main_k, self.temperature = int(num_classes), int(main_k), float(temperature)
         self.feature, self.bank_device, self.chunk_size = feature, bank_device, int(chunk_size)
@@ -57,7 +57,7 @@ class KNNClassifier(BaseModel):
     @torch.no_grad()
     def extract_feat(self, inputs: Tensor) -> Tensor:
         """Normalised images -> L2-normalised features [B, C] (float32)."""
-        return F.normalize(pooled_features(core_vit(self.backbone), inputs, self.feature).float(), dim=1, p=2)
+        return F.normalize(pool_level(self.backbone(inputs)[-1], self.feature).float(), dim=1, p=2)
 
     def set_bank(self, features: Tensor, labels: Tensor) -> None:
         """The training features [N, C] (normalised) and labels [N] that vote."""

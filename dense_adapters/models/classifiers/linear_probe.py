@@ -21,27 +21,20 @@ from torch import Tensor, nn
 
 from ...errors import UserError
 from ...registry import MODELS
-from .image_classifier import core_vit
+from .image_classifier import core_vit, with_outputs
 
 DINOV2_LEARNING_RATES = (1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1)
 
 
-def block_tokens(vit: nn.Module, x: Tensor, n: int) -> list[tuple[Tensor, Tensor]]:
-    """(patch tokens [B, h*w, C], cls token [B, C]) of the last ``n`` blocks after the final norm, in block order
-    (DINOv2's ``get_intermediate_layers(x, n, return_class_token=True)``); register tokens are dropped."""
-    patches, prefix = vit.forward_intermediates(x, indices=n, norm=True, return_prefix_tokens=True, output_fmt="NLC")
-    if not vit.has_class_token:
-        raise UserError("the linear probe reads cls tokens: the backbone needs class_token=True")
-    return [(p, pre[:, 0]) for p, pre in zip(patches, prefix)]
-
-
-def linear_input(tokens: Sequence[tuple[Tensor, Tensor]], n: int, avgpool: bool) -> Tensor:
-    """DINOv2's head input: cls of the last ``n`` entries of ``tokens`` concatenated, then (``avgpool``) the mean of
-    the last entry's patch tokens: [B, (n + avgpool) * C], float32."""
-    if n > len(tokens):
-        raise UserError(f"{n} blocks asked, {len(tokens)} computed")
-    last = tokens[-n:]
-    feats = [cls for _, cls in last] + ([last[-1][0].mean(dim=1)] if avgpool else [])
+def linear_input(levels: Sequence, n: int, avgpool: bool) -> Tensor:
+    """DINOv2's head input from the backbone's ``[patch_map [B, C, h, w], cls [B, C]]`` levels (the last blocks
+    after the final norm, as ``get_intermediate_layers(x, n, return_class_token=True)``): the cls tokens of the last
+    ``n`` levels concatenated, then (``avgpool``) the mean of the last level's patch tokens: [B, (n + avgpool) * C],
+    float32. Registers are prefix tokens and never part of the patch map."""
+    if n > len(levels):
+        raise UserError(f"{n} blocks asked, {len(levels)} computed")
+    last = levels[-n:]
+    feats = [cls for _, cls in last] + ([last[-1][0].flatten(2).mean(dim=-1)] if avgpool else [])
     return torch.cat(feats, dim=-1).float()
 
 
@@ -75,12 +68,17 @@ class LinearProbeClassifier(BaseModel):
         super().__init__(data_preprocessor=dp, init_cfg=init_cfg)
         if backbone.get("frozen") is False:
             raise UserError("the linear probe trains heads on frozen features: drop backbone.frozen=False")
-        self.backbone = MODELS.build({**backbone, "frozen": True})
+        ns = sorted({int(n) for n in n_last_blocks})
+        if not ns or min(ns) < 1:
+            raise UserError(f"n_last_blocks must be positive block counts, got {list(n_last_blocks)}")
+        self.backbone = MODELS.build(with_outputs({**backbone, "frozen": True}, range(-max(ns), 0), True))
         vit = core_vit(self.backbone)
-        ns, pools, lrs = sorted({int(n) for n in n_last_blocks}), sorted({bool(a) for a in avgpool}), list(learning_rates)
+        if not vit.has_class_token:
+            raise UserError("the linear probe reads cls tokens: the backbone needs class_token=True")
+        pools, lrs = sorted({bool(a) for a in avgpool}), list(learning_rates)
         if not ns or not lrs or not pools:
             raise UserError("the head grid needs at least one n_last_blocks, avgpool and learning rate")
-        if min(ns) < 1 or max(ns) > vit.depth:
+        if max(ns) > vit.depth:
             raise UserError(f"n_last_blocks {ns} must lie in 1..{vit.depth} (the backbone's depth)")
         if min(lrs) <= 0:
             raise UserError(f"learning rates must be > 0, got {lrs}")
@@ -120,8 +118,8 @@ class LinearProbeClassifier(BaseModel):
     def features(self, inputs: Tensor) -> dict[tuple[int, bool], Tensor]:
         """The frozen backbone once per batch -> {(n, avgpool): head input [B, D]}."""
         with torch.no_grad():
-            tokens = block_tokens(core_vit(self.backbone), inputs, self.max_blocks)
-            return {(n, a): linear_input(tokens, n, a) for n, a in {(n, a) for n, a, _ in self.specs}}
+            levels = self.backbone(inputs)
+            return {(n, a): linear_input(levels, n, a) for n, a in {(n, a) for n, a, _ in self.specs}}
 
     def grid_logits(self, inputs: Tensor) -> Tensor:
         """All heads' logits [B, num_heads, num_classes]."""
