@@ -5,7 +5,8 @@ nothing is downloaded).
     python benchmarks/classification_sample.py [--epochs 30] [--size 64] [--out docs/classification_sample.json]
 
 1. GMACs (meta-device FlopCounterMode: every matmul, conv and fused attention) and single-thread forward throughput
-   of ViT-T/S/B at 224 with and without SkipAt, measured interleaved in one process, from the DeiT configs.
+   of ViT-T/S/B at 224 with and without SkipAt, measured interleaved in one process, from the DeiT configs; with
+   fused attention (ours) and with the explicit softmax path (timm 0.5.4's, which SkipAt's reference code used).
 2. DeiT-recipe training from scratch on the sample (ViT-T/16 plain and with SkipAt, ``--size`` pixels): top-1/top-5
    on the sample's validation crops.
 3. k-NN (20-NN, T 0.07) and the DINOv2 linear-probe grid on the features of (a) a random ViT-S/14 with 4 registers
@@ -16,6 +17,7 @@ Prints markdown tables and writes everything to ``--out`` (JSON).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import os.path as osp
@@ -73,12 +75,13 @@ def skipat_cost(reps: int) -> list[dict]:
 
     torch.set_num_threads(1)
     rows = []
-    for size, batch in (("t16", 8), ("s16", 4), ("b16", 2)):
+    for (size, batch), fused in itertools.product((("t16", 8), ("s16", 4), ("b16", 2)), (True, False)):
         models = {}
         for variant in ("", "-skipat"):
             bb = Config.fromfile(osp.join(ROOT, "configs", f"vit-{size}{variant}_deit_8xb128-300e_in1k-224x224.py"))
             kw = {k: v for k, v in bb.model.backbone.items() if k not in ("type", "preset", "init_cfg", "frozen")}
             kw.pop("drop_path_rate", None)
+            kw["fused_attn"] = fused
             with torch.device("meta"):
                 meta = RegViT(**{**PRESETS[bb.model.backbone.preset], **kw})
                 with FlopCounterMode(display=False) as fc, torch.no_grad():
@@ -96,7 +99,8 @@ def skipat_cost(reps: int) -> list[dict]:
                     m(x)
                     times[v].append(time.perf_counter() - t)
         ips = {v: batch / statistics.median(t) for v, t in times.items()}
-        rows.append(dict(model=f"ViT-{size[0].upper()}/16", gmacs=models[""][1], gmacs_skipat=models["-skipat"][1],
+        rows.append(dict(model=f"ViT-{size[0].upper()}/16", attention="fused SDPA" if fused else "explicit softmax",
+                         batch=batch, gmacs=models[""][1], gmacs_skipat=models["-skipat"][1],
                          img_s=ips[""], img_s_skipat=ips["-skipat"], speedup=ips["-skipat"] / ips[""]))
         print(f"  ViT-{size}: {rows[-1]}", flush=True)
     return rows
@@ -131,11 +135,11 @@ def finetune(data: str, work: str, epochs: int, size: int) -> dict:
 
 
 # ----------------------------------------------------------------------------------- 3. k-NN, linear probe
-def probes(data: str, work: str, size: int, trained: dict) -> list[dict]:
+def probes(data: str, work: str, size: int, trained: dict, iters: int, batch: int) -> list[dict]:
     backbones = [("random ViT-S/14 + 4 registers", "dict(init_cfg=None)", 112)]
     for variant, res in trained.items():
         skip = ", skip_layers=(3, 4, 5, 6, 7, 8)" if variant != "plain" else ""
-        backbones.append((f"ViT-T/16{' SkipAt' if skip else ''} trained in 2",
+        backbones.append((f"the{' SkipAt' if skip else ''} ViT-T/16 trained above",
                           f"dict(preset='vit_tiny_patch16_224', img_size={size}{skip}, init_cfg=dict(type='Pretrained', "
                           f"checkpoint='{res['checkpoint']}', source='native'))", size))
     rows = []
@@ -151,14 +155,14 @@ def probes(data: str, work: str, size: int, trained: dict) -> list[dict]:
         with open(lin, "w") as f:
             f.write(f"_base_ = ['{ROOT}/configs/regvit-s14-reg4_dinov2-linear_8xb128-12.5k_in1k-224x224.py']\n"
                     f"model = dict(num_classes=10, backbone={backbone})\n" +
-                    loaders(px, "color_jitter=None", held="heldout_per_class=4, ") +
-                    "param_scheduler = [dict(type='CosineAnnealingLR', T_max=300, eta_min=0.0, by_epoch=False, "
-                    "begin=0, end=300)]\n"
-                    "train_cfg = dict(max_iters=300, val_interval=300)\n"
-                    "default_hooks = dict(logger=dict(interval=50), checkpoint=dict(interval=300))\n")
+                    loaders(px, "color_jitter=None", batch=batch, held="heldout_per_class=4, ") +
+                    f"param_scheduler = [dict(type='CosineAnnealingLR', T_max={iters}, eta_min=0.0, by_epoch=False, "
+                    f"begin=0, end={iters})]\n"
+                    f"train_cfg = dict(max_iters={iters}, val_interval={iters})\n"
+                    f"default_hooks = dict(logger=dict(interval=20), checkpoint=dict(interval={iters}))\n")
         wd = osp.join(work, f"lin{i}")
         run(["tools/train.py", lin, "--work-dir", wd, "--data-root", data], osp.join(work, f"lin{i}.log"))
-        out = run(["tools/test.py", lin, osp.join(wd, "iter_300.pth"), "--work-dir", wd + "_test", "--data-root", data],
+        out = run(["tools/test.py", lin, osp.join(wd, f"iter_{iters}.pth"), "--work-dir", wd + "_test", "--data-root", data],
                   osp.join(work, f"lin{i}_test.log"))
         lm = metrics_line(out)
         head = re.findall(r"head (\S+) selected on", open(osp.join(work, f"lin{i}_test.log")).read())
@@ -175,6 +179,8 @@ def main(argv=None) -> None:
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--size", type=int, default=64, help="input side for the sample runs")
     p.add_argument("--reps", type=int, default=7, help="timed forward passes per model")
+    p.add_argument("--probe-iters", type=int, default=100, help="linear-probe iterations on the sample")
+    p.add_argument("--probe-batch", type=int, default=16)
     p.add_argument("--work-dir", default=osp.join(ROOT, "work_dirs", "classification_sample"))
     p.add_argument("--data", default=osp.join(ROOT, "data", "samples"))
     p.add_argument("--out", default=osp.join(ROOT, "docs", "classification_sample.json"))
@@ -186,25 +192,32 @@ def main(argv=None) -> None:
         from dense_adapters.datasets.samples.classes import make_class_sample
 
         make_class_sample(args.data)
-    res = json.load(open(args.out)) if osp.isfile(args.out) else {}
+    res = json.load(open(args.out)) if osp.isfile(args.out) else {}  # sections skipped keep their results
+
+    def save() -> None:
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+
     if "cost" not in args.skip:
         print("1. SkipAt cost at 224 (CPU, 1 thread)", flush=True)
         res["cost"] = skipat_cost(args.reps)
+        save()
     if "finetune" not in args.skip:
         print(f"2. DeiT recipe on the sample, {args.epochs} epochs at {args.size} px", flush=True)
         res["finetune"] = dict(epochs=args.epochs, size=args.size, **finetune(data, args.work_dir, args.epochs,
                                                                               args.size))
+        save()
     if "probes" not in args.skip:
         print("3. k-NN and linear probe on the sample", flush=True)
         trained = {k: v for k, v in res.get("finetune", {}).items() if isinstance(v, dict)}
-        res["probes"] = probes(data, args.work_dir, args.size, trained)
-    with open(args.out, "w") as f:
-        json.dump(res, f, indent=1)
+        res["probes"] = probes(data, args.work_dir, args.size, trained, args.probe_iters, args.probe_batch)
+        save()
     if "cost" in res:
-        print("\n| model | GMACs | GMACs SkipAt | img/s | img/s SkipAt | SkipAt speed-up |\n|---|---|---|---|---|---|")
+        print("\n| model | attention | GMACs | GMACs SkipAt | img/s | img/s SkipAt | SkipAt speed-up |"
+              "\n|---|---|---|---|---|---|---|")
         for r in res["cost"]:
-            print(f"| {r['model']} | {r['gmacs']:.2f} | {r['gmacs_skipat']:.2f} | {r['img_s']:.1f} | "
-                  f"{r['img_s_skipat']:.1f} | {r['speedup']:.2f}x |")
+            print(f"| {r['model']} | {r.get('attention', '')} | {r['gmacs']:.2f} | {r['gmacs_skipat']:.2f} | "
+                  f"{r['img_s']:.2f} | {r['img_s_skipat']:.2f} | {r['speedup']:.2f}x |")
     if "finetune" in res:
         ft = res["finetune"]
         print("\n| ViT-T/16, DeiT recipe | top-1 | top-5 |\n|---|---|---|")
