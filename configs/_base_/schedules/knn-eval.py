@@ -2,3 +2,6 @@
 # data_prefix replaced) and then scores the test split against it. Run it with tools/test.py.
 test_cfg = dict(type='dense_adapters.KNNTestLoop', bank_dataset=dict(data_prefix=dict(img_path='train')))
 default_hooks = dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerHook', interval=50))
+# nothing trains, so no DistributedDataParallel (it refuses a model without trainable parameters): each process
+# keeps its copy on its device
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')
