@@ -26,3 +26,8 @@ default_hooks = dict(
     checkpoint=dict(type='CheckpointHook', by_epoch=True, interval=1, max_keep_ckpts=2, save_best='accuracy/top1',
                     rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'))
+# runtime of a classification run: fixed 224x224 inputs (cudnn benchmark on), the plain visualizer, seed 0
+env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
+randomness = dict(seed=0)

@@ -5,3 +5,8 @@ default_hooks = dict(timer=dict(type='IterTimerHook'), logger=dict(type='LoggerH
 # nothing trains, so no DistributedDataParallel (it refuses a model without trainable parameters): each process
 # keeps its copy on its device
 model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel')
+# runtime of a classification run: fixed 224x224 inputs (cudnn benchmark on), the plain visualizer, seed 0
+env_cfg = dict(cudnn_benchmark=True, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+               dist_cfg=dict(backend='nccl'))
+visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
+randomness = dict(seed=0)
