@@ -5,9 +5,11 @@ from . import compat
 compat.apply()
 
 from mmengine.registry import Registry  # noqa: E402
+from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS  # noqa: E402
 from mmseg.registry import DATASETS as MMSEG_DATASETS  # noqa: E402
 from mmseg.registry import HOOKS as MMSEG_HOOKS  # noqa: E402
 from mmseg.registry import METRICS as MMSEG_METRICS  # noqa: E402
+from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS  # noqa: E402
 from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS  # noqa: E402
@@ -20,6 +22,10 @@ METRICS = Registry("metric", parent=MMSEG_METRICS, scope="dense_adapters", locat
 HOOKS = Registry("hook", parent=MMSEG_HOOKS, scope="dense_adapters", locations=["dense_adapters.engine"])
 OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMSEG_OPTIM_WRAPPERS, scope="dense_adapters",
                           locations=["dense_adapters.engine"])
+OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor", parent=MMSEG_OPTIM_WRAPPER_CONSTRUCTORS,
+                                      scope="dense_adapters", locations=["dense_adapters.engine"])
+DATA_SAMPLERS = Registry("data sampler", parent=MMSEG_DATA_SAMPLERS, scope="dense_adapters",
+                         locations=["dense_adapters.datasets"])
 
 
 def register_all_modules(init_default_scope: bool = True) -> None:

@@ -14,3 +14,11 @@ def ade_sample(tmp_path_factory) -> str:
     from dense_adapters.datasets.samples.ade import make_ade_sample
 
     return make_ade_sample(str(tmp_path_factory.mktemp("ade")))
+
+
+@pytest.fixture(scope="session")
+def class_sample(tmp_path_factory) -> str:
+    """Data root of the classification sample: {train,val}/<class>/*.JPEG, 10 classes of real photos."""
+    from dense_adapters.datasets.samples.classes import make_class_sample
+
+    return make_class_sample(str(tmp_path_factory.mktemp("classes")))

@@ -23,11 +23,17 @@ ALL = sorted(glob.glob(osp.join(CONFIG_DIR, "*.py")))
 BASES = sorted(glob.glob(osp.join(CONFIG_DIR, "_base_", "**", "*.py"), recursive=True))
 register_all_modules()
 
-# <model>_<head or protocol>_<gpus>xb<batch per GPU>-<iterations>_<dataset>-<crop>.py
-LEAF_NAME = re.compile(r"^(?P<model>[a-z0-9-]+)_(?P<head>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<iters>\d+)k_"
-                       r"(?P<data>[a-z0-9-]+)-(?P<h>\d+)x(?P<w>\d+)\.py$")
-MODEL_ONLY_NAME = re.compile(r"^(?P<model>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)-(?P<iters>\d+)k_"
-                             r"(?P<data>[a-z0-9-]+)-(?P<h>\d+)x(?P<w>\d+)\.py$")
+# <model>_<head or protocol>_<gpus>xb<batch per GPU>-<length>_<dataset>-<crop>.py, length = <iterations>k (thousands,
+# rounded, or exact with a decimal: 12.5k) or <epochs>e; an evaluation that trains nothing (k-NN) has no
+# <gpus>xb<batch>-<length> part
+_LENGTH = r"(?:(?P<iters>\d+(?:\.\d+)?)k|(?P<epochs>\d+)e)"
+LEAF_NAME = re.compile(r"^(?P<model>[a-z0-9-]+)_(?P<head>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)-" + _LENGTH +
+                       r"_(?P<data>[a-z0-9-]+)-(?P<h>\d+)x(?P<w>\d+)\.py$")
+MODEL_ONLY_NAME = re.compile(r"^(?P<model>[a-z0-9-]+)_(?P<gpus>\d+)xb(?P<batch>\d+)-" + _LENGTH +
+                             r"_(?P<data>[a-z0-9-]+)-(?P<h>\d+)x(?P<w>\d+)\.py$")
+EVAL_ONLY_NAME = re.compile(r"^(?P<model>[a-z0-9-]+)_(?P<head>[a-z0-9-]+)_(?P<data>[a-z0-9-]+)-(?P<h>\d+)x(?P<w>\d+)"
+                            r"\.py$")
+CROP_KEYS = ("crop_size", "input_size")  # mmseg's crops; TimmClsTransform's output side
 
 
 def _assignments(path: str) -> dict:
@@ -93,14 +99,23 @@ def test_leaf_layout_and_name(path):
     assert "./_base_/default_runtime.py" in bases
     assert "custom_imports" not in _assignments(path), "custom_imports belongs in _base_/default_runtime.py"
     name = osp.basename(path)
-    m = LEAF_NAME.match(name) or MODEL_ONLY_NAME.match(name)
+    m = LEAF_NAME.match(name) or MODEL_ONLY_NAME.match(name) or EVAL_ONLY_NAME.match(name)
     assert m, f"{name} does not follow <model>_<head>_<gpus>xb<batch>-<iters>k_<dataset>-<crop>.py"
     cfg = Config.fromfile(path)
-    assert cfg.train_dataloader.batch_size == int(m["batch"])
-    assert round(cfg.train_cfg.max_iters / 1000) == int(m["iters"])
-    crops = [t["crop_size"] for t in cfg.train_dataloader.dataset.get("pipeline", []) if "crop_size" in t]
-    if not crops and "dataset" in cfg.train_dataloader.dataset:  # RepeatDataset
-        crops = [t["crop_size"] for t in cfg.train_dataloader.dataset.dataset.pipeline if "crop_size" in t]
+    if "batch" not in m.groupdict():  # evaluation only: nothing to train, the crop is the test pipeline's
+        assert "train_dataloader" not in cfg and "train_cfg" not in cfg, f"{name} trains: name its batch and length"
+        loader = cfg.test_dataloader
+    else:
+        loader = cfg.train_dataloader
+        assert loader.batch_size == int(m["batch"])
+        if m["epochs"]:
+            assert cfg.train_cfg.max_epochs == int(m["epochs"])
+        elif "." in m["iters"]:
+            assert cfg.train_cfg.max_iters == round(float(m["iters"]) * 1000)
+        else:
+            assert round(cfg.train_cfg.max_iters / 1000) == int(m["iters"])
+    pipeline = loader.dataset.get("pipeline") or loader.dataset.get("dataset", {}).get("pipeline", [])  # RepeatDataset
+    crops = [t[k] for t in pipeline for k in CROP_KEYS if k in t]
     assert crops, f"{name}: no crop in the training pipeline"
     crop = crops[0] if isinstance(crops[0], (list, tuple)) else (crops[0], crops[0])
     assert tuple(crop) == (int(m["h"]), int(m["w"]))

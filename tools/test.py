@@ -1,6 +1,7 @@
 """Evaluate a checkpoint on a config's test set with mmengine's Runner (mmseg's CLI).
 
     python tools/test.py configs/ade20k_regvit.py work_dirs/ade20k_regvit/iter_40000.pth [--show-dir vis]
+    python tools/test.py configs/regvit-s14-reg4_knn-20nn_in1k-224x224.py      # no checkpoint: the config's weights
 
 Segmentation prints aAcc, mIoU and mAcc (mmseg's IoUMetric); other tasks print their configured metrics.
 """
@@ -17,7 +18,9 @@ from dense_adapters.runner_utils import (UserError, add_reliability, add_runner_
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="test config file")
-    p.add_argument("checkpoint", help="checkpoint file")
+    p.add_argument("checkpoint", nargs="?",
+                   help="checkpoint file; without one the model gets the weights of its config (init_cfg), e.g. the "
+                        "pretrained backbone of a k-NN evaluation")
     p.add_argument("--work-dir", help="where logs and metrics go (default: work_dirs/<config name>)")
     p.add_argument("--show-dir", help="save coloured predictions (blended with the image) in this folder")
     p.add_argument("--out", help="save raw predictions (label maps) as PNG files in this folder")
@@ -33,14 +36,15 @@ def main() -> None:
     register_all_modules()
     from mmengine.runner import Runner
 
-    if not osp.isfile(args.checkpoint):
+    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
-    cfg.load_from = args.checkpoint
-    # the checkpoint carries the weights: no pretrained download or conversion at test time
-    if isinstance(cfg.model.get("backbone"), dict):
-        cfg.model.backbone.init_cfg = None
+    if args.checkpoint is not None:
+        cfg.load_from = args.checkpoint
+        # the checkpoint carries the weights: no pretrained download or conversion at test time
+        if isinstance(cfg.model.get("backbone"), dict):
+            cfg.model.backbone.init_cfg = None
     if args.show_dir:
         vis = cfg.default_hooks.get("visualization")
         if not vis:
@@ -72,6 +76,8 @@ def main() -> None:
         runner = RUNNERS.build(cfg)
     else:
         runner = Runner.from_cfg(cfg)
+    if args.checkpoint is None:  # Runner.test() loads checkpoints only: give the model its configured weights
+        getattr(runner.model, "module", runner.model).init_weights()
     metrics = runner.test()
     print("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
 
