@@ -25,11 +25,11 @@ runner_type = 'FlexibleRunner'
 strategy = dict(
     type='FSDPStrategy',
     model_wrapper=dict(
-        auto_wrap_policy=dict(type='regvit_block_wrap_policy'),  # one FSDP unit per transformer block
+        auto_wrap_policy=dict(type='dense_adapters.regvit_block_wrap_policy'),  # one FSDP unit per block
         use_orig_params=True,  # per-parameter decay groups (paramwise_cfg) and frozen parts keep working
         mixed_precision=dict(param_dtype='bfloat16', reduce_dtype='float32', buffer_dtype='float32'),
         sharding_strategy='FULL_SHARD'),
-    activation_checkpointing=dict(check_fn='regvit_block_check_fn'),  # recompute blocks in the backward pass
+    activation_checkpointing=dict(check_fn='dense_adapters.regvit_block_check_fn'),  # recompute blocks (backward)
     state_dict_cfg='full')  # checkpoints hold the full model (rank 0 gathers it): loadable without FSDP
 # FSDP's mixed precision replaces AmpOptimWrapper (do not pass --amp)
 optim_wrapper = dict(type='OptimWrapper', clip_grad=dict(max_norm=1.0))

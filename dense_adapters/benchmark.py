@@ -419,7 +419,7 @@ def autocast_optim_wrapper(model: nn.Module, optim_cfg: dict, device: torch.devi
     (``dense_adapters.AutocastOptimWrapper``, what ``tools/train.py --amp`` uses on the CPU)."""
     from mmengine.optim import build_optim_wrapper
 
-    from .registry import register_all_modules
+    from .utils import register_all_modules
 
     if dtype == "fp32":
         return build_optim_wrapper(model, optim_cfg)
@@ -449,13 +449,13 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
         from mmengine.config import Config
         from mmengine.structures import PixelData
 
-        from .registry import register_all_modules
+        from .utils import register_all_modules
 
         register_all_modules()
         from mmseg.registry import MODELS
         from mmseg.structures import SegDataSample
 
-        from .runner_utils import replace_syncbn
+        from .utils import replace_syncbn
 
         cfg = Config.fromfile(config)
         mcfg = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)

@@ -1,6 +1,6 @@
 """Print what a bug report needs: versions, compiled mmcv ops, CUDA and bf16 support.
 
-    python -m dense_adapters.env
+    python -m dense_adapters.env      (or: dense-adapters-env)
 """
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import sys
 
 def collect() -> dict[str, str]:
     """Versions and capabilities as name -> text."""
-    from . import __version__, compat
+    from . import __version__, _mmcv_lite
 
-    compat.apply()
+    _mmcv_lite.install()  # what importing the toolkit's registries does, so that mmseg imports under mmcv-lite
     info = {"dense_adapters": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
     for name in ("torch", "torchvision", "timm", "mmengine", "mmcv", "mmseg", "numpy", "cv2", "skimage"):
         try:
             info[name] = getattr(importlib.import_module(name), "__version__", "?")
         except Exception as e:  # noqa: BLE001 - report whatever breaks the import
             info[name] = f"not importable ({type(e).__name__}: {e})"
-    info["mmcv compiled ops"] = "yes (full mmcv)" if compat.has_compiled_mmcv() else "no (mmcv-lite; stand-in active)"
+    info["mmcv compiled ops"] = "yes (full mmcv)" if _mmcv_lite.has_compiled_mmcv() else "no (mmcv-lite; stand-in active)"
     import torch
 
     info["cuda"] = (f"yes: {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}"
@@ -30,12 +30,17 @@ def collect() -> dict[str, str]:
     return info
 
 
-def main() -> None:
+def main(argv=None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(prog="dense-adapters-env", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     info = collect()
     width = max(map(len, info))
     for k, v in info.items():
         print(f"{k:<{width}}  {v}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,39 +1,50 @@
-"""Registries of the ``dense_adapters`` scope, children of mmseg's; configs name our classes with the prefix
-(``type='dense_adapters.RegViT'``) and keep ``default_scope='mmseg'``."""
-from . import compat
+"""Registries of the ``dense_adapters`` scope, children of mmseg's (and of mmengine's where mmseg has none).
 
-compat.apply()
+Configs name our classes with the prefix (``type='dense_adapters.RegViT'``) and keep ``default_scope='mmseg'``.
+This is the bottom of the mm layer: it imports mmengine and mmseg (after the mmcv-lite shim) and nothing of ours
+above it; the subpackages import it to register their classes, and ``locations`` lets mmengine import them on
+demand when a config names one of our types.
+"""
+from . import _mmcv_lite
 
+_mmcv_lite.install()  # before anything imports mmseg
+
+from mmengine.registry import FUNCTIONS as MMENGINE_FUNCTIONS  # noqa: E402
 from mmengine.registry import Registry  # noqa: E402
 from mmseg.registry import DATA_SAMPLERS as MMSEG_DATA_SAMPLERS  # noqa: E402
 from mmseg.registry import DATASETS as MMSEG_DATASETS  # noqa: E402
 from mmseg.registry import HOOKS as MMSEG_HOOKS  # noqa: E402
+from mmseg.registry import LOOPS as MMSEG_LOOPS  # noqa: E402
 from mmseg.registry import METRICS as MMSEG_METRICS  # noqa: E402
+from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS  # noqa: E402
-from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
+from mmseg.registry import RUNNERS as MMSEG_RUNNERS  # noqa: E402
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS  # noqa: E402
 
-MODELS = Registry("model", parent=MMSEG_MODELS, scope="dense_adapters", locations=["dense_adapters.models"])
-DATASETS = Registry("dataset", parent=MMSEG_DATASETS, scope="dense_adapters", locations=["dense_adapters.datasets"])
-TRANSFORMS = Registry("transform", parent=MMSEG_TRANSFORMS, scope="dense_adapters",
-                      locations=["dense_adapters.datasets"])
-METRICS = Registry("metric", parent=MMSEG_METRICS, scope="dense_adapters", locations=["dense_adapters.evaluation"])
-HOOKS = Registry("hook", parent=MMSEG_HOOKS, scope="dense_adapters", locations=["dense_adapters.engine"])
-OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMSEG_OPTIM_WRAPPERS, scope="dense_adapters",
+SCOPE = "dense_adapters"
+
+MODELS = Registry("model", parent=MMSEG_MODELS, scope=SCOPE, locations=["dense_adapters.models"])
+DATASETS = Registry("dataset", parent=MMSEG_DATASETS, scope=SCOPE, locations=["dense_adapters.datasets"])
+TRANSFORMS = Registry("transform", parent=MMSEG_TRANSFORMS, scope=SCOPE, locations=["dense_adapters.datasets"])
+METRICS = Registry("metric", parent=MMSEG_METRICS, scope=SCOPE, locations=["dense_adapters.evaluation"])
+HOOKS = Registry("hook", parent=MMSEG_HOOKS, scope=SCOPE, locations=["dense_adapters.engine"])
+OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMSEG_OPTIM_WRAPPERS, scope=SCOPE,
                           locations=["dense_adapters.engine"])
 OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor", parent=MMSEG_OPTIM_WRAPPER_CONSTRUCTORS,
-                                      scope="dense_adapters", locations=["dense_adapters.engine"])
-DATA_SAMPLERS = Registry("data sampler", parent=MMSEG_DATA_SAMPLERS, scope="dense_adapters",
-                         locations=["dense_adapters.datasets"])
+                                      scope=SCOPE, locations=["dense_adapters.engine"])
+DATA_SAMPLERS = Registry("data sampler", parent=MMSEG_DATA_SAMPLERS, scope=SCOPE, locations=["dense_adapters.datasets"])
+LOOPS = Registry("loop", parent=MMSEG_LOOPS, scope=SCOPE, locations=["dense_adapters.engine"])
+RUNNERS = Registry("runner", parent=MMSEG_RUNNERS, scope=SCOPE, locations=["dense_adapters.engine"])
+# functions named by configs, e.g. FSDPStrategy's auto_wrap_policy / activation-checkpointing check_fn
+FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=["dense_adapters.engine"])
 
 
-def register_all_modules(init_default_scope: bool = True) -> None:
-    """Import every registered class (mmseg's and ours) and, by default, make 'mmseg' the default scope."""
-    from mmseg.utils import register_all_modules as register_mmseg
+def __getattr__(name: str):
+    # Deprecated location of register_all_modules (it imports the subpackages, which import this module):
+    # kept so that code written before dense_adapters.utils existed still runs. Use dense_adapters.utils.
+    if name == "register_all_modules":
+        from .utils import register_all_modules
 
-    register_mmseg(init_default_scope=init_default_scope)
-    import dense_adapters.datasets  # noqa: F401
-    import dense_adapters.evaluation  # noqa: F401
-    import dense_adapters.models  # noqa: F401
-    import dense_adapters.engine  # noqa: F401
+        return register_all_modules
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,94 +1,11 @@
 """Train a model from a config with mmengine's Runner (mmseg's CLI).
 
-    python tools/train.py configs/ade20k_regvit.py --work-dir work_dirs/x [--amp] [--resume [CKPT]]
-    bash tools/dist_train.sh configs/ade20k_regvit.py 8        # torchrun, one process per GPU (gloo on CPUs)
-    bash tools/slurm_train.sh PARTITION JOB configs/ade20k_regvit.py 16
-
-Every run gets the safety nets of dense_adapters.runner_utils.add_reliability: checkpoints written atomically and
-checked against the model, weights_only loading (--trust-pickle to override), data checks, a stop at the first
-non-finite loss, and exact resume (docs/reliability.md).
+A thin entry point: the tool is dense_adapters.cli.train,
+installed as dense-adapters-train.
 """
-import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))  # run from a checkout without install
-
-from dense_adapters.runner_utils import (UserError, add_reliability, add_runner_args, adjust_for_device, check_data,
-                                         default_work_dir, enable_amp, find_resume_checkpoint, load_config,
-                                         parse_runner_args, run_cli)
-
-
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config", help="train config file")
-    p.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
-    p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="resume from CKPT, or from the latest complete checkpoint in the work dir when no CKPT is given")
-    p.add_argument("--amp", action="store_true",
-                   help="mixed precision: CUDA fp16 with dynamic loss scaling (or --amp-dtype bfloat16); "
-                        "bf16 autocast on the CPU")
-    p.add_argument("--amp-dtype", choices=["float16", "bfloat16"], help="dtype for --amp (default: float16 on "
-                                                                         "CUDA, bfloat16 on the CPU)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the backbone in place (mmengine's cfg.compile also compiles the optimizer "
-                        "step, which fails with AdamW on torch 2.14)")
-    add_runner_args(p)
-    return parse_runner_args(p)
-
-
-def main() -> None:
-    args = parse_args()
-    from dense_adapters.registry import register_all_modules
-
-    register_all_modules()
-
-    cfg = load_config(args.config, args.cfg_options, args.data_root, args.launcher)
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
-    if args.amp:
-        enable_amp(cfg, args.amp_dtype)
-    mode = "finetune" if cfg.get("load_from") else "train"
-    if args.resume == "auto":
-        ckpt = find_resume_checkpoint(cfg.work_dir)
-        if ckpt is None:
-            print(f"no complete checkpoint in {cfg.work_dir}: starting from the beginning", file=sys.stderr)
-        else:
-            cfg.resume, cfg.load_from, mode = True, ckpt, "resume"
-    elif args.resume:
-        if not osp.isfile(args.resume):
-            raise UserError(f"checkpoint to resume from not found: {args.resume}")
-        cfg.resume, cfg.load_from, mode = True, args.resume, "resume"
-    add_reliability(cfg, mode, trust_pickle=args.trust_pickle)
-    adjust_for_device(cfg)
-    loaders = ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") else ("train_dataloader",)
-    check_data(cfg, loaders)
-    check_datasets(cfg, loaders)  # before the runner: an empty split would make InfiniteSampler wait forever
-    runner = build_runner(cfg)
-    if args.compile:
-        model = getattr(runner.model, "module", runner.model)
-        if not hasattr(model, "backbone"):
-            raise UserError("--compile compiles model.backbone, and this model has none")
-        model.backbone.compile()  # in place: state-dict keys and checkpoints stay the same
-    runner.train()
-    print(f"done: logs and checkpoints in {osp.abspath(cfg.work_dir)}")
-
-
-def build_runner(cfg):
-    """mmengine's Runner, or the config's ``runner_type`` (e.g. FlexibleRunner for FSDP/DeepSpeed)."""
-    if "runner_type" in cfg:
-        from mmengine.registry import RUNNERS
-
-        return RUNNERS.build(cfg)
-    from mmengine.runner import Runner
-
-    return Runner.from_cfg(cfg)
-
-
-def check_datasets(cfg, loaders) -> None:
-    from dense_adapters.datasets.checks import check_datasets as check
-
-    check(cfg, loaders)
-
+from dense_adapters.cli.train import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    sys.exit(main())

@@ -1,7 +1,7 @@
 """Data checks with one-line errors: empty splits at build time, unreadable images, image/label size mismatches
 and label values outside the class range at load time.
 
-tools/train.py and tools/test.py wrap the leading loading transforms of every pipeline in :class:`CheckedLoading`
+The training and test tools wrap the leading loading transforms of every pipeline in :class:`CheckedLoading`
 (a max and a shape comparison per sample: negligible next to decoding) and call :func:`check_not_empty` on the
 datasets; tools/check_dataset.py runs the same checks over a whole split before a long training.
 """
@@ -14,17 +14,29 @@ from typing import Optional, Sequence
 import numpy as np
 from mmcv.transforms import BaseTransform
 
+from ..errors import DataError  # noqa: F401  (one argument: DataLoader workers re-raise with type(e)(msg))
 from ..registry import TRANSFORMS
-from ..runner_utils import UserError, dataset_cfgs
 
 LOAD_TYPES = ("LoadImageFromFile", "LoadAnnotations", "LoadDepthAnnotation")
 
 
-class DataError(UserError):
-    """A sample or a split is unusable; the message names the file and the fix."""
-
-    def __init__(self, message: str) -> None:  # one argument: DataLoader workers re-raise with type(e)(msg)
-        super().__init__(message)
+def dataset_cfgs(cfg) -> list[tuple[str, dict]]:
+    """(name, dataset cfg) of every dataloader in ``cfg``, unwrapping RepeatDataset/ConcatDataset."""
+    out = []
+    for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        loader = cfg.get(name)
+        if not loader or "dataset" not in loader:
+            continue
+        stack = [loader["dataset"]]
+        while stack:
+            ds = stack.pop()
+            if "dataset" in ds:
+                stack.append(ds["dataset"])
+            elif "datasets" in ds:
+                stack.extend(ds["datasets"])
+            else:
+                out.append((name, ds))
+    return out
 
 
 def label_problem(gt: np.ndarray, num_classes: int, ignore_index: int = 255) -> Optional[str]:

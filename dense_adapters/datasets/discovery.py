@@ -25,6 +25,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import DataError, UserError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -148,8 +150,8 @@ class COCO20kBoxes(DiscoveryDataset):
         items = []
         for img_id in wanted:
             if img_id not in files:
-                raise ValueError(f"image id {img_id} of {file_list} is not in {ann_file}: "
-                                 f"use the {split}2014 annotations")
+                raise DataError(f"image id {img_id} of {file_list} is not in {ann_file}: "
+                                f"use the {split}2014 annotations")
             objs = [a for a in anns.get(img_id, []) if not a.get("iscrowd", 0)]
             if not objs:
                 self.num_skipped += 1
@@ -182,7 +184,7 @@ def build_discovery_dataset(kind: str, root: str, split: str = "trainval", remov
         return COCO20kBoxes(root, "train" if split in ("trainval", "train") else split, ann_file, file_list)
     if kind == "folder":
         return FolderImages(root)
-    raise ValueError(f"unknown dataset {kind!r}: use VOC07, VOC12, COCO20k or folder")
+    raise UserError(f"unknown dataset {kind!r}: use VOC07, VOC12, COCO20k or folder")
 
 
 # ------------------------------------------------------------------------------------------------ images

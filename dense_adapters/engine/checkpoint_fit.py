@@ -7,14 +7,10 @@ from typing import Optional
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
+from ..errors import CheckpointMismatch, UserError
 from ..registry import HOOKS
-from ..runner_utils import UserError
 
 HEAD_PREFIXES = ("decode_head.", "auxiliary_head.")
-
-
-class CheckpointMismatch(UserError):
-    """A checkpoint's tensors do not match the model built from the config."""
 
 
 def _short(keys: list[str], n: int = 3) -> str:
@@ -77,7 +73,7 @@ class CheckpointFitHook(Hook):
 
     def __init__(self, mode: str = "strict") -> None:
         if mode not in ("strict", "finetune"):
-            raise ValueError(f"mode must be 'strict' or 'finetune', got {mode!r}")
+            raise UserError(f"CheckpointFitHook mode must be 'strict' or 'finetune', got {mode!r}")
         self.mode = mode
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:

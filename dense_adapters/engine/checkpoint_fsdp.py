@@ -1,8 +1,9 @@
 """FSDP wrapping and activation checkpointing of RegViT blocks, by name for mmengine's FSDPStrategy configs.
 
     strategy = dict(type='FSDPStrategy',
-                    model_wrapper=dict(auto_wrap_policy=dict(type='regvit_block_wrap_policy'), use_orig_params=True),
-                    activation_checkpointing=dict(check_fn='regvit_block_check_fn'))
+                    model_wrapper=dict(auto_wrap_policy=dict(type='dense_adapters.regvit_block_wrap_policy'),
+                                       use_orig_params=True),
+                    activation_checkpointing=dict(check_fn='dense_adapters.regvit_block_check_fn'))
 
 Each transformer block becomes one FSDP unit (its parameters are gathered just for its forward/backward) and is
 recomputed in the backward pass instead of keeping its activations (configs/ade20k_regvit_large_fsdp.py).
@@ -10,9 +11,9 @@ recomputed in the backward pass instead of keeping its activations (configs/ade2
 from __future__ import annotations
 
 from torch import nn
-from mmengine.registry import FUNCTIONS
 
 from ..nn.block import Block
+from ..registry import FUNCTIONS
 
 
 @FUNCTIONS.register_module()

@@ -26,13 +26,10 @@ import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.registry import Registry
 from mmengine.runner.loops import IterBasedTrainLoop, _InfiniteDataloaderIterator
-from mmseg.registry import LOOPS as MMSEG_LOOPS
 
-from ..registry import HOOKS
-
-LOOPS = Registry("loop", parent=MMSEG_LOOPS, scope="dense_adapters", locations=["dense_adapters.engine"])
+from ..errors import UserError
+from ..registry import HOOKS, LOOPS
 
 
 def get_rng_state() -> dict:
@@ -155,7 +152,7 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
 
     def __init__(self, *args, fast_forward: str = "sampler", **kwargs) -> None:
         if fast_forward not in ("sampler", "replay"):
-            raise ValueError(f"fast_forward must be 'sampler' or 'replay', got {fast_forward!r}")
+            raise UserError(f"fast_forward must be 'sampler' or 'replay', got {fast_forward!r}")
         super().__init__(*args, **kwargs)
         self.fast_forward = fast_forward
 

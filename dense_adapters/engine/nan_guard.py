@@ -9,8 +9,8 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.hooks import Hook
 
+from ..errors import UserError
 from ..registry import HOOKS
-from ..runner_utils import UserError
 
 
 class NonFiniteLoss(UserError):

@@ -10,6 +10,7 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from ..analysis.norms import outlier_mask, token_norms
+from ..errors import UserError
 from ..registry import HOOKS
 
 DATA_BATCH = Optional[Union[dict, tuple, list]]
@@ -38,11 +39,11 @@ class TokenNormHook(Hook):
     def __init__(self, interval: int = 50, layers: Optional[Sequence[int]] = None, threshold: float = 150.0,
                  relative: Optional[float] = None, backbone: str = "backbone.vit", max_images: int = 2) -> None:
         if interval < 1:
-            raise ValueError(f"TokenNormHook interval must be >= 1, got {interval}")
+            raise UserError(f"TokenNormHook interval must be >= 1, got {interval}")
         if max_images < 1:
-            raise ValueError(f"TokenNormHook max_images must be >= 1, got {max_images}")
+            raise UserError(f"TokenNormHook max_images must be >= 1, got {max_images}")
         if relative is None and threshold <= 0 or relative is not None and relative <= 0:
-            raise ValueError("TokenNormHook threshold/relative must be > 0")
+            raise UserError("TokenNormHook threshold/relative must be > 0")
         self.interval = interval
         self.layers = list(layers) if layers is not None else [-1]
         self.threshold = threshold
@@ -55,10 +56,10 @@ class TokenNormHook(Hook):
         try:
             vit = attrgetter(self.backbone)(model)
         except AttributeError:
-            raise AttributeError(f"TokenNormHook: the model ({type(model).__name__}) has no '{self.backbone}': set "
+            raise UserError(f"TokenNormHook: the model ({type(model).__name__}) has no '{self.backbone}': set "
                                  "backbone= to the path of its RegViT (e.g. 'backbone.vit' or 'backbone')") from None
         if not hasattr(vit, "forward_blocks"):
-            raise TypeError(f"TokenNormHook: '{self.backbone}' is a {type(vit).__name__}, not a RegViT with "
+            raise UserError(f"TokenNormHook: '{self.backbone}' is a {type(vit).__name__}, not a RegViT with "
                             "forward_blocks: point backbone= at the dense_adapters.nn.RegViT inside it")
         return model, vit
 
@@ -67,7 +68,7 @@ class TokenNormHook(Hook):
         depth = vit.depth
         bad = [i for i in self.layers if not -depth <= i < depth]
         if bad:
-            raise ValueError(f"TokenNormHook layers {bad} out of range for a ViT of depth {depth}")
+            raise UserError(f"TokenNormHook layers {bad} out of range for a ViT of depth {depth}")
 
     @torch.no_grad()
     def measure(self, model, vit, data_batch) -> dict:

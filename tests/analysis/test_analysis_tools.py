@@ -1,21 +1,28 @@
 """The command-line tools end to end on the planted-outlier model: files written, numbers right, bad input refused."""
-import importlib.util
+import importlib
 import json
 import os
-from pathlib import Path
+import re
 
 import pytest
 
-
-TOOLS = Path(__file__).resolve().parents[2] / "tools" / "analysis"
 IMAGES = ["chelsea", "coffee", "rocket", "astronaut"]
 
 
 def tool(name: str):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", TOOLS / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
+    """``argv -> summary`` of dense_adapters.cli.analysis.<name> (its run after its argument parsing)."""
+    mod = importlib.import_module(f"dense_adapters.cli.analysis.{name}")
+    return lambda argv: mod.run(mod.parse_args(argv))
+
+
+def fails(name: str, argv: list, capsys) -> str:
+    """The tool's main exits with 2 and one 'error: ...' line on stderr (no traceback); returns the line."""
+    mod = importlib.import_module(f"dense_adapters.cli.analysis.{name}")
+    assert mod.main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
 
 
 def assert_files(files):
@@ -48,7 +55,7 @@ def test_neurons_then_token_norms_before_and_after(planted_ckpt, tmp_path, ana):
     assert json.loads((out / "summary.json").read_text())["layers"][1]["num_outliers"] == 4
 
 
-def test_search_presets_and_released_neurons(planted_ckpt, tmp_path):
+def test_search_presets_and_released_neurons(planted_ckpt, tmp_path, capsys):
     out = str(tmp_path / "n.json")
     res = tool("find_register_neurons")(IMAGES[:2] + planted_ckpt + ["--size", "56", "84", "--preset",
                                                                      "openclip_vitb16", "--out", out])
@@ -58,10 +65,9 @@ def test_search_presets_and_released_neurons(planted_ckpt, tmp_path):
                                                                      "dinov2_vitl14", "--threshold", "100",
                                                                      "--max-layer", "emergence", "--out", out])
     assert (res["detect_layer"], res["threshold"], res["max_layer"], res["top_k"]) == (1, 100.0, 1, 50)
-    with pytest.raises(SystemExit, match="error: the released register neurons 'dinov2_vitl14' were found on "
-                                         "another architecture: depth 24"):
-        tool("token_norms")(["chelsea"] + planted_ckpt + ["--tt-registers", "dinov2_vitl14",
-                                                          "--out-dir", str(tmp_path)])
+    assert fails("token_norms", ["chelsea"] + planted_ckpt + ["--tt-registers", "dinov2_vitl14", "--out-dir",
+                                                              str(tmp_path)], capsys).startswith(
+        "error: the released register neurons 'dinov2_vitl14' were found on another architecture: depth 24")
     with pytest.raises(SystemExit):
         tool("find_register_neurons")(["chelsea"] + planted_ckpt + ["--max-layer", "last"])
 
@@ -96,20 +102,20 @@ def test_config_backbone(tmp_path):
     assert list(s["images"]["coffee"]) == ["cls", "reg0", "reg1"]
 
 
-def test_bad_input_is_refused(planted_ckpt, tmp_path):
-    with pytest.raises(SystemExit, match="exactly one of --config"):
-        tool("token_norms")(["chelsea", "--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match="neither an image file, a folder, nor a sample photo"):
-        tool("token_norms")(["no_such_image.jpg"] + planted_ckpt + ["--out-dir", str(tmp_path)])
-    with pytest.raises(SystemExit, match=r"no patch token above norm 1e\+06 at block 2"):
-        tool("find_register_neurons")(["chelsea"] + planted_ckpt + ["--threshold", "1e6", "--out",
-                                                                    str(tmp_path / "n.json")])
+def test_bad_input_is_refused(planted_ckpt, tmp_path, capsys):
+    assert "exactly one of --config" in fails("token_norms", ["chelsea", "--out-dir", str(tmp_path)], capsys)
+    assert "neither an image file, a folder, nor a sample photo" in fails(
+        "token_norms", ["no_such_image.jpg"] + planted_ckpt + ["--out-dir", str(tmp_path)], capsys)
+    assert re.search(r"no patch token above norm 1e\+06 at block 2", fails(
+        "find_register_neurons", ["chelsea"] + planted_ckpt + ["--threshold", "1e6", "--out", str(tmp_path / "n.json")],
+        capsys))
     with pytest.raises(SystemExit):
         tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--batch-size", "3"])
-    with pytest.raises(SystemExit, match="no full batch"):
-        tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--views", "2", "--size", "56", "84",
-                                                              "--out-dir", str(tmp_path)])
+    assert "no full batch" in fails("layer_similarity", ["chelsea"] + planted_ckpt + [
+        "--views", "2", "--size", "56", "84", "--out-dir", str(tmp_path)], capsys)
     cfg = tmp_path / "nobb.py"
     cfg.write_text("model = dict(type='EncoderDecoder')\n")
-    with pytest.raises(SystemExit, match="has no model.backbone"):
-        tool("token_norms")(["chelsea", "--config", str(cfg)])
+    assert "has no model.backbone" in fails("token_norms", ["chelsea", "--config", str(cfg)], capsys)
+    # the old override spelling applies to presets only
+    assert "--set overrides the RegViT arguments of an --arch preset" in fails(
+        "token_norms", ["chelsea", "--config", str(cfg), "--set", "depth=2"], capsys)

@@ -9,6 +9,7 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 
 import dense_adapters.engine  # noqa: F401  (registers the hook)
+from dense_adapters.errors import UserError
 from dense_adapters.analysis.norms import token_norms
 from dense_adapters.analysis.synthetic import plant_register_neuron
 from dense_adapters.datasets.samples import photos
@@ -82,7 +83,7 @@ def test_hook_logs_scalars_to_local_backend(tmp_path):
 
 def test_hook_refuses_a_model_without_the_backbone(tmp_path):
     runner = _runner(tmp_path, dict(type="dense_adapters.TokenNormHook", interval=1, backbone="encoder.vit"))
-    with pytest.raises(AttributeError, match="has no 'encoder.vit'"):
+    with pytest.raises(UserError, match="has no 'encoder.vit'"):
         runner.train()
     runner = _runner(tmp_path, dict(type="dense_adapters.TokenNormHook", interval=1, layers=[7]))
     with pytest.raises(ValueError, match=r"layers \[7\] out of range for a ViT of depth 3"):

@@ -90,22 +90,15 @@ def logged_losses(work_dir: str) -> dict[int, float]:
 
 
 def call_tool(tool: str, *args: str, capsys=None, stdout: bool = False) -> tuple[int, str]:
-    """Run tools/<tool>'s main in this process (no interpreter start-up); returns (exit code, stderr), or
-    (exit code, stdout) with ``stdout=True``."""
-    import importlib.util
+    """Run the tool's main (``dense_adapters.cli.<tool>``, e.g. 'train.py' -> cli.train) in this process (no
+    interpreter start-up); returns (exit code, stderr), or (exit code, stdout) with ``stdout=True``."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"_tool_{tool[:-3]}", osp.join(ROOT, "tools", tool))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    argv = sys.argv
-    sys.argv = [tool, *args]
-    code = 0
+    mod = importlib.import_module(f"dense_adapters.cli.{tool[:-3]}")
     try:
-        mod.run_cli(mod.main)
+        code = mod.main(list(args))
     except SystemExit as e:
         code = int(e.code or 0)
-    finally:
-        sys.argv = argv
     if capsys is None:
         return code, ""
     captured = capsys.readouterr()

@@ -175,6 +175,3 @@ def test_checkpoint_needing_code_is_refused_unless_trusted(capsys, trained_run, 
         "--trust-pickle only if you trust its source, or re-save its state_dict (tools/convert_checkpoint.py)")
     code, err = call_tool("test.py", cfg, path, "--work-dir", str(tmp_path / "w"), "--trust-pickle", capsys=capsys)
     assert code == 0, err[-3000:]
-    from dense_adapters import compat
-
-    compat.set_trust_pickle(False)

@@ -54,26 +54,20 @@ def test_sigkill_then_resume_matches_uninterrupted(trained_run, ade_root, tmp_pa
 
 
 WRITER = """
-import sys, torch
-sys.path.insert(0, {root!r})
-import dense_adapters.compat as compat
-compat.apply()
-from mmengine.fileio.backends.local_backend import LocalBackend
-LocalBackend().put(b"x" * (400 << 20), {path!r})  # 400 MB: the kill lands mid-write
+from mmengine.fileio import get_file_backend
+import dense_adapters.engine  # noqa: F401  (registers the atomic backend)
+backend = get_file_backend({path!r}, backend_args=dict(backend="dense_adapters_atomic"))  # what the tools select
+backend.put(b"x" * (400 << 20), {path!r})  # 400 MB: the kill lands mid-write
 """
 
 
 def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
-    from dense_adapters import compat
-
-    compat.apply()
-    from mmengine.fileio.backends.local_backend import LocalBackend
+    from dense_adapters.engine.checkpoint_io import AtomicLocalBackend
 
     path = str(tmp_path / "iter_4.pth")
     good = b"a complete checkpoint"
-    LocalBackend().put(good, path)
-    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(root=root, path=path)], env=tool_env())
+    AtomicLocalBackend().put(good, path)
+    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(path=path)], env=tool_env())
     try:
         t0 = time.time()
         while not [n for n in os.listdir(tmp_path) if n.endswith(".tmp") and os.path.getsize(tmp_path / n) > 0]:
@@ -87,7 +81,7 @@ def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
 
 
 def test_resume_skips_truncated_latest_checkpoint(trained_run, tmp_path):
-    from dense_adapters.runner_utils import find_resume_checkpoint
+    from dense_adapters.cli.runner import find_resume_checkpoint
 
     work = tmp_path / "work"
     work.mkdir()

@@ -1,6 +1,5 @@
 """tools/benchmark.py and dense_adapters.benchmark: the quick suite runs and writes well-formed reports; the peers
 it compares compute the same function; FLOPs include fused attention. No timing is asserted."""
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -10,23 +9,18 @@ import pytest
 import torch
 
 from dense_adapters import benchmark as B
+from dense_adapters.cli import benchmark as tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, "tools", "benchmark.py")
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("benchmark_tool", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     js, md = out / "q.json", out / "q.md"
-    report = _tool().main(["--suite", "quick", "--device", "cpu", "--out-json", str(js), "--out-md", str(md)])
+    report = tool.run(tool.parse_args(["--suite", "quick", "--device", "cpu", "--out-json", str(js), "--out-md",
+                                       str(md)]))
     return report, json.loads(js.read_text()), md.read_text()
 
 

@@ -1,8 +1,8 @@
 """tools/eval_depth.py: PNG (mm) and .npy (m) inputs give the metric's numbers, colour maps are written, and bad
 input fails with one-line errors."""
-import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -15,10 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def tool():
-    spec = importlib.util.spec_from_file_location("eval_depth_tool", os.path.join(ROOT, "tools", "eval_depth.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from dense_adapters.cli import eval_depth
+
+    return eval_depth
+
+
+def error_line(capsys, tool, argv) -> str:
+    """The tool fails with exit code 2 and exactly one line on stderr, 'error: ...'."""
+    assert tool.main(argv) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -79,19 +86,19 @@ def test_png_and_npy_predictions_give_the_protocol_numbers(tool, maps, tmp_path)
         assert (err[:45] == 0).all() and err[100:400, 100:500].any()  # outside the Eigen crop: black
 
 
-def test_resize_pred_and_size_mismatch_error(tool, maps, tmp_path):
+def test_resize_pred_and_size_mismatch_error(tool, maps, tmp_path, capsys):
     root, gts, preds = maps
     small = tmp_path / "small"
     os.makedirs(small)
     for k, v in preds.items():
         np.save(small / f"{k}.npy", cv2.resize(v, (320, 240), interpolation=cv2.INTER_LINEAR))
-    with pytest.raises(SystemExit, match=r"s0: prediction 240x320 and ground truth 480x640 differ in size"):
-        tool.main([str(small), str(root / "gt")])
+    line = error_line(capsys, tool, [str(small), str(root / "gt")])
+    assert re.search(r"s0: prediction 240x320 and ground truth 480x640 differ in size", line)
     metrics, _ = tool.evaluate(tool.parse_args([str(small), str(root / "gt"), "--resize-pred"]))
     assert np.isfinite(metrics["rmse"])
 
 
-def test_error_paths_are_one_line(tool, maps, tmp_path):
+def test_error_paths_are_one_line(tool, maps, tmp_path, capsys):
     root, _, _ = maps
     partial = tmp_path / "partial"
     os.makedirs(partial)
@@ -111,9 +118,7 @@ def test_error_paths_are_one_line(tool, maps, tmp_path):
         ([str(root / "pred_npy"), str(root / "gt"), "--min-depth", "5", "--max-depth", "1"], "--min-depth"),
     ]
     for argv, pattern in cases:
-        with pytest.raises(SystemExit, match=pattern) as e:
-            tool.main(argv)
-        assert "\n" not in str(e.value) and str(e.value).startswith("eval_depth: error:")
+        assert re.search(pattern, error_line(capsys, tool, argv)), pattern
 
 
 def test_cli_runs_as_a_script(maps):
@@ -124,4 +129,5 @@ def test_cli_runs_as_a_script(maps):
     assert "per-image" in r.stdout and "pooled" in r.stdout and "rmse" in r.stdout
     r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "eval_depth.py"), "/no/such/dir", str(root / "gt")],
                        capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode != 0 and r.stderr.strip().splitlines()[-1].startswith("eval_depth: error:")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "error: prediction folder '/no/such/dir' does not exist"

@@ -1,5 +1,4 @@
 """tools/lost.py end to end on the tiny VOC sample with a tiny random RegViT (registers on)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -13,16 +12,11 @@ TINY = ("backbone = dict(type='dense_adapters.RegViT', embed_dim=32, depth=2, nu
         "                num_register_tokens=4, img_size=64)\n")
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("lost_tool", os.path.join(ROOT, "tools", "lost.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def tool():
-    return _load_tool()
+    from dense_adapters.cli import lost
+
+    return lost
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +139,10 @@ def test_mmengine_model_config_with_init_cfg(tool, tmp_path):
                    "    type='dense_adapters.RegViT', embed_dim=32, depth=2, num_heads=2, patch_size=16,\n"
                    "    num_register_tokens=4, img_size=64,\n"
                    f"    init_cfg=dict(type='Pretrained', checkpoint='{tmp_path / 'w.pth'}', source='native')))\n")
+    from dense_adapters.cli.backbone import backbone_from_args
+
     args = tool.parse_args([str(cfg), "--data-root", str(tmp_path), "--out", str(tmp_path / "o")])
-    vit = tool.build_backbone(args)
+    vit = backbone_from_args(args)
     assert vit.num_prefix_tokens == 5
     for k, v in ref.state_dict().items():
         torch.testing.assert_close(vit.state_dict()[k], v)

@@ -1,0 +1,243 @@
+"""The one runner builder: config loading and overrides, device adjustments, mixed precision, the safety nets, the
+CPU process group, and the Runner itself. Used by the train and test tools (and any tool that runs a config)."""
+from __future__ import annotations
+
+import glob
+import os
+import os.path as osp
+import re
+import zipfile
+from typing import Optional
+
+from ..datasets.checks import dataset_cfgs
+from ..errors import UserError
+from ..utils import replace_syncbn
+
+
+# ---- config --------------------------------------------------------------------------------------------------------
+
+def add_runner_args(p) -> None:
+    """The options every runner-based tool shares (data root, config overrides, trust, launcher)."""
+    from .core import add_cfg_options
+
+    p.add_argument("--data-root", help="dataset root for every dataloader (overrides the config's data_root)")
+    add_cfg_options(p)
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow checkpoints that need arbitrary code to unpickle (only for files you trust)")
+    p.add_argument("--launcher", choices=["none", "pytorch", "slurm", "mpi"], default="none")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=0)
+
+
+def export_local_rank(args) -> None:
+    """Export LOCAL_RANK for launchers that pass --local-rank instead of setting it."""
+    os.environ.setdefault("LOCAL_RANK", str(args.local_rank))
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join("work_dirs", osp.splitext(osp.basename(config_path))[0])
+
+
+def set_data_root(cfg, data_root: str) -> None:
+    """Point every dataset of the config at ``data_root`` (the override the missing-data error suggests)."""
+    for _, ds in dataset_cfgs(cfg):
+        ds["data_root"] = data_root
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
+                launcher: str = "none"):
+    """Read a config and apply the command line's overrides."""
+    from mmengine.config import Config
+
+    if not osp.isfile(path):
+        raise UserError(f"config not found: {path}: give the path of a file in configs/")
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if data_root:
+        set_data_root(cfg, data_root)
+    cfg.launcher = launcher
+    return cfg
+
+
+def check_data(cfg, loaders: tuple[str, ...]) -> None:
+    """Raise a one-line :class:`UserError` when a dataset's folders or files are missing."""
+    for name, ds in dataset_cfgs(cfg):
+        if name not in loaders:
+            continue
+        root = ds.get("data_root") or ""
+        paths = [root] if root else []
+        for key, sub in (ds.get("data_prefix") or {}).items():
+            if sub and not osp.isabs(sub):
+                paths.append(osp.join(root, sub))
+            elif sub:
+                paths.append(sub)
+        if ds.get("ann_file"):
+            ann = ds["ann_file"]
+            paths.append(ann if osp.isabs(ann) else osp.join(root, ann))
+        for p in paths:
+            if p and not osp.exists(p):
+                raise UserError(
+                    f"dataset not found: {name} looks for '{p}' ({ds.get('type')}); put the data there or "
+                    f"pass --data-root DIR (or --cfg-options {name}.dataset.data_root=DIR)")
+
+
+def adjust_for_device(cfg) -> None:
+    """On a machine without CUDA: BN for SyncBN, gloo for nccl, DDP without device_ids, no cudnn benchmark."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    replace_syncbn(cfg._cfg_dict if hasattr(cfg, "_cfg_dict") else cfg)
+    env = cfg.setdefault("env_cfg", {})
+    env.setdefault("dist_cfg", {})["backend"] = "gloo"
+    env["cudnn_benchmark"] = False
+    if (cfg.get("launcher", "none") != "none" and not cfg.get("model_wrapper_cfg")
+            and cfg.get("runner_type", "Runner") == "Runner"):
+        cfg["model_wrapper_cfg"] = dict(type="MMDistributedDataParallel", device_ids=None)
+
+
+def enable_amp(cfg, dtype: Optional[str] = None) -> None:
+    """``--amp``: the config's optim_wrapper in mixed precision (:func:`dense_adapters.engine.amp.
+    amp_optim_wrapper_cfg`: AmpOptimWrapper on CUDA, bf16 autocast on the CPU)."""
+    import torch
+
+    from ..engine.amp import amp_optim_wrapper_cfg
+
+    cfg.optim_wrapper = amp_optim_wrapper_cfg(cfg.optim_wrapper, "cuda" if torch.cuda.is_available() else "cpu",
+                                              dtype)
+
+
+# ---- the safety nets -----------------------------------------------------------------------------------------------
+
+def _type_name(t) -> str:
+    return str(t).rsplit(".", 1)[-1] if isinstance(t, str) else getattr(t, "__name__", str(t))
+
+
+def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
+    """Turn on the toolkit's safety nets for a run; ``mode`` is 'train', 'resume', 'finetune' (``load_from``) or
+    'test'.
+
+    * checkpoints are written atomically (AtomicCheckpointHook in place of CheckpointHook) and hold a message hub
+      that loads with ``weights_only=True`` (WeightsOnlyStateHook);
+    * every loaded checkpoint is checked against the model (CheckpointFitHook: strict, or heads may differ when
+      fine-tuning) and read by the safe loader (:func:`build_runner`) unless ``trust_pickle``;
+    * loading transforms of the used datasets are wrapped in CheckedLoading (corrupt files, sizes, label range);
+    * training stops at a non-finite loss (NanGuardHook), checkpoints hold random states (ExactResumeHook) and
+      iteration-based loops resume exactly (ResumableIterBasedTrainLoop).
+    """
+    from ..datasets.checks import add_load_checks
+
+    if mode not in ("train", "resume", "finetune", "test"):
+        raise ValueError(f"unknown mode {mode!r}")
+    if trust_pickle and isinstance(cfg.get("model", {}).get("backbone"), dict):
+        init = cfg.model.backbone.get("init_cfg")
+        if isinstance(init, dict) and init.get("type") == "Pretrained":
+            init["trust_pickle"] = True
+    ckpt_hook = (cfg.get("default_hooks") or {}).get("checkpoint")
+    if isinstance(ckpt_hook, dict) and ckpt_hook.get("type") in ("CheckpointHook", "mmengine.CheckpointHook"):
+        ckpt_hook["type"] = "dense_adapters.AtomicCheckpointHook"
+    hooks = list(cfg.get("custom_hooks") or [])
+    have = {_type_name(h.get("type")) for h in hooks}
+
+    def add(hook: dict) -> None:
+        if _type_name(hook["type"]) not in have:
+            hooks.append(hook)
+
+    add(dict(type="dense_adapters.WeightsOnlyStateHook"))
+    if cfg.get("runner_type", "Runner") == "Runner":  # FlexibleRunner strategies may hold sharded state dicts
+        add(dict(type="dense_adapters.CheckpointFitHook", mode="finetune" if mode == "finetune" else "strict"))
+    if mode != "test":
+        add(dict(type="dense_adapters.NanGuardHook"))
+        add(dict(type="dense_adapters.ExactResumeHook"))
+        tc = cfg.get("train_cfg")
+        if tc is not None and (tc.get("type") == "IterBasedTrainLoop"
+                               or ("type" not in tc and not tc.get("by_epoch", False))):
+            tc.pop("by_epoch", None)
+            tc["type"] = "dense_adapters.ResumableIterBasedTrainLoop"
+    cfg.custom_hooks = hooks
+    loaders = ("test_dataloader",) if mode == "test" else ("train_dataloader", "val_dataloader")
+    add_load_checks(cfg, loaders)
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """True for a readable torch zip checkpoint (a truncated file lacks the zip's central directory)."""
+    try:
+        return osp.isfile(path) and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from: ``last_checkpoint``'s target when complete, else the newest complete
+    ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None when there is none."""
+    pointer = osp.join(work_dir, "last_checkpoint")
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target and is_complete_checkpoint(target):
+            return target
+    found = []
+    for path in glob.glob(osp.join(work_dir, "*.pth")):
+        m = re.fullmatch(r"(iter|epoch)_(\d+)\.pth", osp.basename(path))
+        if m and is_complete_checkpoint(path):
+            found.append((int(m.group(2)), path))
+    return max(found)[1] if found else None
+
+
+# ---- launching -----------------------------------------------------------------------------------------------------
+
+def init_distributed(cfg) -> None:
+    """Start the process group on a machine without CUDA (gloo), before the runner is built.
+
+    mmengine's ``pytorch`` and ``slurm`` launchers call ``torch.cuda.set_device`` unconditionally, which breaks
+    CPU runs; the Runner skips its own initialisation when a process group already exists. On CUDA machines (and
+    for the ``mpi`` launcher) mmengine initialises as usual.
+    """
+    import datetime
+
+    import torch
+    import torch.distributed as torch_dist
+
+    launcher = cfg.get("launcher", "none")
+    if launcher not in ("pytorch", "slurm") or torch.cuda.is_available() or torch_dist.is_initialized():
+        return
+    kwargs = dict((cfg.get("env_cfg") or {}).get("dist_cfg") or {})
+    backend = kwargs.pop("backend", "gloo")
+    kwargs.pop("port", None)
+    if kwargs.get("timeout") is not None:
+        kwargs["timeout"] = datetime.timedelta(seconds=kwargs["timeout"])
+    if launcher == "slurm":  # the environment mmengine's slurm launcher sets up, without device counting
+        import subprocess
+
+        missing = [k for k in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if k not in os.environ]
+        if missing:
+            raise UserError(f"--launcher slurm needs the Slurm environment ({', '.join(missing)} not set): start "
+                            "the run with srun (tools/slurm_train.sh)")
+        port = ((cfg.get("env_cfg") or {}).get("dist_cfg") or {}).get("port")
+        os.environ.setdefault("MASTER_PORT", str(port or 29500))
+        if "MASTER_ADDR" not in os.environ:
+            nodes = os.environ["SLURM_NODELIST"]
+            os.environ["MASTER_ADDR"] = subprocess.getoutput(f"scontrol show hostname {nodes} | head -n1")
+        os.environ["WORLD_SIZE"] = os.environ["SLURM_NTASKS"]
+        os.environ["RANK"] = os.environ["SLURM_PROCID"]
+        os.environ["LOCAL_RANK"] = os.environ.get("SLURM_LOCALID", "0")
+    torch_dist.init_process_group(backend="gloo" if backend == "nccl" else backend, **kwargs)
+
+
+def build_runner(cfg, trust_pickle: bool = False):
+    """The runner of ``cfg``: :class:`dense_adapters.engine.safe_load.SafeLoadRunner` for plain-Runner configs
+    (checkpoints read by the safe loader), else the config's ``runner_type`` (e.g. FlexibleRunner for
+    FSDP/DeepSpeed, whose strategies read with torch's ``weights_only`` default)."""
+    from ..engine.safe_load import SafeLoadRunner
+
+    init_distributed(cfg)
+    runner_type = cfg.get("runner_type", "Runner")
+    if runner_type in ("Runner", "mmengine.Runner", "dense_adapters.SafeLoadRunner"):
+        runner = SafeLoadRunner.from_cfg(cfg)
+        runner.trust_pickle = trust_pickle
+        return runner
+    from mmengine.registry import RUNNERS
+
+    if trust_pickle:  # the strategies call torch.load without weights_only: torch's default decides
+        os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
+    return RUNNERS.build(cfg)

@@ -1,0 +1,181 @@
+"""Safe checkpoint loading for the mm layer: one reader, a Runner that uses it, weights_only-safe message hubs.
+
+Every checkpoint the tools read goes through :func:`read_checkpoint`, a thin layer over the core reader
+``dense_adapters.nn.convert.load_file`` (``weights_only=True`` or safetensors; ``trust_pickle`` to allow pickled
+code). The pieces are selected explicitly, nothing is patched:
+
+* :class:`SafeLoadRunner` (``runner_type='dense_adapters.SafeLoadRunner'``; ``dense_adapters.cli.runner.
+  build_runner`` picks it for plain-Runner configs): mmengine's Runner whose ``load_from`` / resume reads through
+  :func:`read_checkpoint`;
+* :class:`WeightsOnlyStateHook`: mmengine's message hub holds ``HistoryBuffer`` objects, which pickle a
+  ``getattr`` of their statistics methods that ``weights_only`` refuses. The hook saves them as plain tensors and
+  rebuilds them on load, so checkpoints of our runs load with ``weights_only=True`` anywhere, mmengine's own
+  loader included;
+* :func:`mmengine_checkpoint_globals`: while :func:`read_checkpoint` reads, the NumPy and ``HistoryBuffer``
+  objects that checkpoints written before the hook hold are allow-listed (still no ``getattr``, so a plain
+  mmengine checkpoint with its statistics methods needs ``trust_pickle``).
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+from typing import Callable, Iterator, Optional, Union
+
+import numpy as np
+import torch
+from mmengine.hooks import Hook
+from mmengine.logging import HistoryBuffer
+from mmengine.model import is_model_wrapper
+from mmengine.runner import Runner
+from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model, load_state_dict
+from torch import nn
+
+from ..errors import UntrustedCheckpoint
+from ..registry import HOOKS, RUNNERS
+
+_BUFFER_TAG = "__dense_adapters_history_buffer__"
+_READER_SCHEMES = ("http://", "https://", "file://")  # what nn.convert.load_file reads besides local paths
+
+
+def _numpy_globals() -> list:
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    dtypes = [type(np.dtype(t)) for t in ("float64", "float32", "float16", "int64", "int32", "uint8", "bool")]
+    return [np.ndarray, np.dtype, _reconstruct, scalar, codecs.encode, *dtypes]
+
+
+@contextlib.contextmanager
+def mmengine_checkpoint_globals() -> Iterator[None]:
+    """Allow, for ``weights_only`` loads inside the block only, the plain NumPy objects and ``HistoryBuffer``s
+    that mmengine checkpoints written without :class:`WeightsOnlyStateHook` hold."""
+    with torch.serialization.safe_globals([HistoryBuffer, *_numpy_globals()]):
+        yield
+
+
+def _untrusted(path: str) -> UntrustedCheckpoint:
+    try:
+        with mmengine_checkpoint_globals():
+            found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+    except Exception:  # noqa: BLE001 - only for the message
+        found = []
+    what = f" (it holds {', '.join(found)})" if found else ""
+    return UntrustedCheckpoint(
+        f"{path} needs arbitrary code to unpickle{what}, so it was refused: pass --trust-pickle only if you trust "
+        "its source, or re-save its state_dict (tools/convert_checkpoint.py)")
+
+
+def read_checkpoint(path: str, map_location: Union[str, Callable, None] = "cpu", trust_pickle: bool = False) -> dict:
+    """Read a checkpoint (local path, http(s)/file URL; ``.safetensors`` too) through the core reader.
+
+    Raises :class:`~dense_adapters.errors.UntrustedCheckpoint` (one line naming what it holds) for a file that
+    needs arbitrary code, unless ``trust_pickle``. Other mmengine prefixes (``open-mmlab://``, ``torchvision://``,
+    ``s3://``, ...) are left to mmengine's ``CheckpointLoader``.
+    """
+    from ..nn.convert import load_file
+
+    path = str(path)
+    if "://" in path and not path.startswith(_READER_SCHEMES):
+        return _load_checkpoint(path, map_location=map_location)
+    try:
+        with mmengine_checkpoint_globals():
+            return load_file(path, map_location=map_location, trust_pickle=trust_pickle)
+    except UntrustedCheckpoint:
+        raise _untrusted(path) from None
+    except RuntimeError as e:
+        # TEMPORARY: dense_adapters.nn.convert.load_file raised RuntimeError before it used errors.*; remove once
+        # it raises UntrustedCheckpoint (the except above then covers it)
+        if "arbitrary code" not in str(e):
+            raise
+        raise _untrusted(path) from None
+
+
+def load_weights(model: nn.Module, path: str, strict: bool = True, trust_pickle: bool = False,
+                 check: bool = True) -> dict:
+    """Load the weights of a training checkpoint (or a plain state dict) into ``model``.
+
+    With ``check`` (default) the checkpoint is first fitted against the model
+    (:func:`dense_adapters.engine.checkpoint_fit.check_fits`, strict or not), so a mismatch is one line.
+    Returns the checkpoint as read.
+    """
+    from .checkpoint_fit import check_fits
+
+    ckpt = read_checkpoint(path, map_location="cpu", trust_pickle=trust_pickle)
+    sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    if check:
+        check_fits(sd, model.state_dict(), path, "strict" if strict else "finetune")
+    load_state_dict(model, sd, strict=strict)
+    return ckpt
+
+
+@RUNNERS.register_module()
+class SafeLoadRunner(Runner):
+    """mmengine's ``Runner`` whose checkpoint loads (``load_from``, resume) go through :func:`read_checkpoint`.
+
+    ``trust_pickle`` (attribute, default False) allows checkpoints that need arbitrary code to unpickle.
+    """
+
+    trust_pickle: bool = False
+
+    def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = "cpu", strict: bool = False,
+                        revise_keys: list = [(r"^module.", "")]):  # noqa: B006 - mmengine's signature
+        checkpoint = read_checkpoint(filename, map_location=map_location, trust_pickle=self.trust_pickle)
+        self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
+        self._has_loaded = True
+        self.logger.info(f"Load checkpoint from {filename}")
+        return checkpoint
+
+
+def _plain(value):
+    """NumPy scalars and arrays inside ``value`` (dicts, lists, tuples) as Python numbers and lists."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)) and not hasattr(value, "_fields"):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def buffer_to_state(buf: HistoryBuffer) -> dict:
+    """A ``HistoryBuffer`` as plain tensors (loadable with ``weights_only=True``)."""
+    log, count = buf.data
+    return {_BUFFER_TAG: True, "log": torch.from_numpy(np.array(log)), "count": torch.from_numpy(np.array(count)),
+            "max_length": int(buf.max_length)}
+
+
+def state_to_buffer(state: dict) -> HistoryBuffer:
+    """Inverse of :func:`buffer_to_state`."""
+    return HistoryBuffer(state["log"].numpy(), state["count"].numpy(), state["max_length"])
+
+
+@HOOKS.register_module()
+class WeightsOnlyStateHook(Hook):
+    """Keeps checkpoints loadable with ``weights_only=True``: the message hub's ``HistoryBuffer``s are saved as
+    tensors (:func:`buffer_to_state`) and NumPy values in the message hub and ``meta`` as Python values; on load
+    the buffers are rebuilt before mmengine restores the message hub. The tools add it to every run."""
+
+    priority = "VERY_LOW"  # after the hooks that add to the checkpoint
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub: Optional[dict] = checkpoint.get("message_hub")
+        if isinstance(hub, dict):
+            if isinstance(hub.get("log_scalars"), dict):
+                hub["log_scalars"] = {k: buffer_to_state(v) if isinstance(v, HistoryBuffer) else v
+                                      for k, v in hub["log_scalars"].items()}
+            if isinstance(hub.get("runtime_info"), dict):
+                hub["runtime_info"] = _plain(hub["runtime_info"])
+        if isinstance(checkpoint.get("meta"), dict):
+            checkpoint["meta"] = _plain(checkpoint["meta"])
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, dict) and isinstance(hub.get("log_scalars"), dict):
+            hub["log_scalars"] = {k: state_to_buffer(v) if isinstance(v, dict) and v.get(_BUFFER_TAG) else v
+                                  for k, v in hub["log_scalars"].items()}
