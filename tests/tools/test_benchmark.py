@@ -1,5 +1,6 @@
-"""tools/benchmark.py and dense_adapters.benchmark: the quick suite runs and writes well-formed reports; the peers
-it compares compute the same function; FLOPs include fused attention. No timing is asserted."""
+"""The benchmark (dense_adapters.benchmark: the harness; benchmarks/: cases and suites; dense_adapters.cli.benchmark:
+the tool): the quick suite runs and writes well-formed reports; the peers it compares compute the same function;
+FLOPs include fused attention. No timing is asserted."""
 import json
 import os.path as osp
 import subprocess
@@ -13,6 +14,7 @@ from dense_adapters.cli import benchmark as tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(ROOT, "tools", "benchmark.py")
+cases = tool.load_benchmarks(osp.join(ROOT, "benchmarks")).cases  # the checkout's cases (not in the package)
 
 
 @pytest.fixture(scope="module")
@@ -71,31 +73,31 @@ def test_quick_suite_markdown(quick_report):
 
 def test_peers_compute_the_same_function():
     torch.manual_seed(0)
-    peers = B.build_peers("tiny-test", 16, 64)
+    peers = cases.build_peers("tiny-test", 16, 64)
     x = torch.randn(2, 3, 64, 64)
     for m in peers.values():
         m.eval()  # (mmseg's ViT.train returns None: no chaining)
     with torch.no_grad():
-        out = {k: B.features(k, m, x) for k, m in peers.items()}
+        out = {k: cases.features(k, m, x) for k, m in peers.items()}
     torch.testing.assert_close(out["ours"], out["timm"], rtol=0, atol=1e-5)
     ours_map = out["ours"][:, 1:].transpose(1, 2).reshape(out["mmseg"].shape)  # drop cls, NCHW as mmseg
     torch.testing.assert_close(ours_map, out["mmseg"], rtol=0, atol=1e-5)
 
 
 def test_registers_and_skipat_peers():
-    peers = B.build_peers("tiny-test", 16, 64, registers=4, impls=("ours", "timm"))
+    peers = cases.build_peers("tiny-test", 16, 64, registers=4, impls=("ours", "timm"))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        torch.testing.assert_close(B.features("ours", peers["ours"].eval(), x),
-                                   B.features("timm", peers["timm"].eval(), x), rtol=0, atol=1e-5)
-    skip = B.build_peers("tiny-test", 16, 64, impls=("ours",), skip=True)["ours"]
-    assert skip.skip_layers == B.skip_layers_for(4) == (1, 2)
-    assert B.skip_layers_for(12) == (3, 4, 5, 6, 7, 8)
+        torch.testing.assert_close(cases.features("ours", peers["ours"].eval(), x),
+                                   cases.features("timm", peers["timm"].eval(), x), rtol=0, atol=1e-5)
+    skip = cases.build_peers("tiny-test", 16, 64, impls=("ours",), skip=True)["ours"]
+    assert skip.skip_layers == cases.skip_layers_for(4) == (1, 2)
+    assert cases.skip_layers_for(12) == (3, 4, 5, 6, 7, 8)
 
 
 def test_gmacs_count_fused_attention():
     """fvcore-style count: linears/conv + q@k and p@v of SDPA (plus 5 per LayerNorm element)."""
-    m = B.build_peers("tiny-test", 16, 64, impls=("ours",))["ours"]
+    m = cases.build_peers("tiny-test", 16, 64, impls=("ours",))["ours"]
     C, D, p, Np = 64, 4, 16, 16
     N = Np + 1
     analytic = Np * C * 3 * p * p + D * (N * C * 3 * C + N * C * C + 2 * N * C * 4 * C + 2 * N * N * C)
@@ -105,7 +107,7 @@ def test_gmacs_count_fused_attention():
 
 def test_autocast_optim_wrapper_and_quartiles():
     model = torch.nn.Linear(4, 4)
-    w = B.autocast_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3)),
+    w = cases.autocast_optim_wrapper(model, dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3)),
                                  torch.device("cpu"), "bf16")
     with w.optim_context(model):
         assert model(torch.randn(2, 4)).dtype == torch.bfloat16
@@ -116,19 +118,19 @@ def test_autocast_optim_wrapper_and_quartiles():
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="no register tokens"):
-        B.build_peers("tiny-test", 16, 64, registers=4)
+        cases.build_peers("tiny-test", 16, 64, registers=4)
     with pytest.raises(ValueError, match="SkipAt exists only in our ViT"):
-        B.build_peers("tiny-test", 16, 64, impls=("ours", "timm"), skip=True)
+        cases.build_peers("tiny-test", 16, 64, impls=("ours", "timm"), skip=True)
     with pytest.raises(ValueError, match="unknown arch"):
-        B.vit_dims("huge")
+        cases.vit_dims("huge")
     with pytest.raises(ValueError, match="unknown impl"):
-        B.build_peers("tiny-test", 16, 64, impls=("jax",))
+        cases.build_peers("tiny-test", 16, 64, impls=("jax",))
     with pytest.raises(ValueError, match="unknown dtype"):
         B.autocast(torch.device("cpu"), "fp8")
     with pytest.raises(FileNotFoundError, match="config not found"):
-        B.seg_case("x", "configs/nope.py", 2)
+        cases.seg_case("x", "configs/nope.py", 2)
     with pytest.raises(ValueError, match="needs >= 2 images"):
-        B.seg_case("x", osp.join(ROOT, "configs", "ade20k_regvit_upernet.py"), 1)
+        cases.seg_case("x", osp.join(ROOT, "configs", "ade20k_regvit_upernet.py"), 1)
 
 
 @pytest.mark.parametrize("args, message", [
