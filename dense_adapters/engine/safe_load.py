@@ -1,17 +1,17 @@
 """Safe checkpoint loading for the mm layer: one reader, a Runner that uses it, weights_only-safe message hubs.
 
-Every checkpoint the tools read goes through :func:`read_checkpoint`, a thin layer over the core reader
+Every checkpoint the tools read goes through :func:`load_checkpoint_file`, a thin layer over the core reader
 ``dense_adapters.nn.convert.load_file`` (``weights_only=True`` or safetensors; ``trust_pickle`` to allow pickled
 code). The pieces are selected explicitly, nothing is patched:
 
 * :class:`SafeLoadRunner` (``runner_type='dense_adapters.SafeLoadRunner'``; ``dense_adapters.cli.runner.
   build_runner`` picks it for plain-Runner configs): mmengine's Runner whose ``load_from`` / resume reads through
-  :func:`read_checkpoint`;
+  :func:`load_checkpoint_file`;
 * :class:`WeightsOnlyStateHook`: mmengine's message hub holds ``HistoryBuffer`` objects, which pickle a
   ``getattr`` of their statistics methods that ``weights_only`` refuses. The hook saves them as plain tensors and
   rebuilds them on load, so checkpoints of our runs load with ``weights_only=True`` anywhere, mmengine's own
   loader included;
-* :func:`mmengine_checkpoint_globals`: while :func:`read_checkpoint` reads, the NumPy and ``HistoryBuffer``
+* :func:`mmengine_checkpoint_globals`: while :func:`load_checkpoint_file` reads, the NumPy and ``HistoryBuffer``
   objects that checkpoints written before the hook hold are allow-listed (still no ``getattr``, so a plain
   mmengine checkpoint with its statistics methods needs ``trust_pickle``).
 """
@@ -66,7 +66,8 @@ def _untrusted(path: str) -> UntrustedCheckpoint:
         "its source, or re-save its state_dict (tools/convert_checkpoint.py)")
 
 
-def read_checkpoint(path: str, map_location: Union[str, Callable, None] = "cpu", trust_pickle: bool = False) -> dict:
+def load_checkpoint_file(path: str, map_location: Union[str, Callable, None] = "cpu",
+                         trust_pickle: bool = False) -> dict:
     """Read a checkpoint (local path, http(s)/file URL; ``.safetensors`` too) through the core reader.
 
     Raises :class:`~dense_adapters.errors.UntrustedCheckpoint` (one line naming what it holds) for a file that
@@ -101,7 +102,7 @@ def load_weights(model: nn.Module, path: str, strict: bool = True, trust_pickle:
     """
     from .checkpoint_fit import check_fits
 
-    ckpt = read_checkpoint(path, map_location="cpu", trust_pickle=trust_pickle)
+    ckpt = load_checkpoint_file(path, map_location="cpu", trust_pickle=trust_pickle)
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
     if check:
@@ -112,7 +113,7 @@ def load_weights(model: nn.Module, path: str, strict: bool = True, trust_pickle:
 
 @RUNNERS.register_module()
 class SafeLoadRunner(Runner):
-    """mmengine's ``Runner`` whose checkpoint loads (``load_from``, resume) go through :func:`read_checkpoint`.
+    """mmengine's ``Runner`` whose checkpoint loads (``load_from``, resume) go through :func:`load_checkpoint_file`.
 
     ``trust_pickle`` (attribute, default False) allows checkpoints that need arbitrary code to unpickle.
     """
@@ -121,7 +122,7 @@ class SafeLoadRunner(Runner):
 
     def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = "cpu", strict: bool = False,
                         revise_keys: list = [(r"^module.", "")]):  # noqa: B006 - mmengine's signature
-        checkpoint = read_checkpoint(filename, map_location=map_location, trust_pickle=self.trust_pickle)
+        checkpoint = load_checkpoint_file(filename, map_location=map_location, trust_pickle=self.trust_pickle)
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)
