@@ -20,7 +20,8 @@ def collect() -> dict[str, str]:
             info[name] = getattr(importlib.import_module(name), "__version__", "?")
         except Exception as e:  # noqa: BLE001 - report whatever breaks the import
             info[name] = f"not importable ({type(e).__name__}: {e})"
-    info["mmcv compiled ops"] = "yes (full mmcv)" if _mmcv_lite.has_compiled_mmcv() else "no (mmcv-lite; stand-in active)"
+    compiled = _mmcv_lite.has_compiled_mmcv()
+    info["mmcv compiled ops"] = "yes (full mmcv)" if compiled else "no (mmcv-lite; stand-in active)"
     import torch
 
     info["cuda"] = (f"yes: {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, CUDA {torch.version.cuda}"
@@ -33,8 +34,7 @@ def collect() -> dict[str, str]:
 def main(argv=None) -> int:
     import argparse
 
-    argparse.ArgumentParser(prog="dense-adapters-env", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     info = collect()
     width = max(map(len, info))
     for k, v in info.items():

@@ -51,8 +51,7 @@ def load_benchmarks(folder: Optional[str] = None) -> ModuleType:
 
 
 def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-benchmark", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--benchmarks-dir")
     bench = load_benchmarks(pre.parse_known_args(argv)[0].benchmarks_dir)

@@ -20,8 +20,7 @@ SPLITS = {"train": "train_dataloader", "val": "val_dataloader", "test": "test_da
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-check-dataset", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config")
     p.add_argument("--split", choices=sorted(SPLITS), default="train")
     p.add_argument("--data-root", help="dataset root (overrides the config's data_root)")

@@ -20,8 +20,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from ..nn import PRESETS
     from ..nn.convert import CONVERTERS
 
-    p = argparse.ArgumentParser(prog="dense-adapters-convert-checkpoint", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("src", help="source checkpoint (.pth/.pt/.bin or .safetensors; local path or URL)")
     p.add_argument("dst", help="output .pth (a plain state dict, loadable with weights_only=True)")
     p.add_argument("--from", dest="source", default="auto", choices=["auto", *sorted(CONVERTERS)],

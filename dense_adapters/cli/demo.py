@@ -46,8 +46,7 @@ randomness = dict(seed=0)
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     root = repo_root()
-    p = argparse.ArgumentParser(prog="dense-adapters-demo", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", default=osp.join(root, "configs", "ade20k_regvit.py"))
     p.add_argument("--iters", type=int, default=60, help="training iterations")
     p.add_argument("--crop", type=int, default=224, help="training crop size (the config uses 512)")

@@ -25,8 +25,7 @@ from .core import run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-denoise", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("input", help="noisy image file or folder of images")
     p.add_argument("output", help="output folder (created)")
     p.add_argument("--config", required=True, help="config the checkpoint was trained with")

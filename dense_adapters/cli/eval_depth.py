@@ -93,8 +93,7 @@ def save_maps(out_dir: str, stem: str, pred: np.ndarray, gt: np.ndarray, mask: n
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-eval-depth", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pred_dir", help="predicted depth maps (.png mm or .npy m)")
     p.add_argument("gt_dir", help="ground-truth depth maps (.png mm or .npy m)")
     p.add_argument("--min-depth", type=float, default=1e-3, help="valid ground truth above this (m)")

@@ -29,8 +29,7 @@ FEATURE_CHOICES = ("k", "q", "v", "out")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-lost", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_backbone_args(p, config_positional=True, deprecated_overrides=("--arch-options",))
     p.add_argument("--dataset", default="VOC07", choices=("VOC07", "VOC12", "COCO20k", "folder"))
     p.add_argument("--data-root", required=True, help="VOC: the folder with JPEGImages/ (VOCdevkit/VOC2007); "

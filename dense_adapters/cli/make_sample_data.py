@@ -13,8 +13,7 @@ from .core import run_cli
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from ..datasets.samples import load_all
 
-    p = argparse.ArgumentParser(prog="dense-adapters-make-sample-data", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", choices=sorted(load_all()), help="which sample")
     p.add_argument("out", help="output folder")
     return p.parse_args(argv)

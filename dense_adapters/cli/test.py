@@ -18,8 +18,7 @@ from .runner import (add_reliability, add_runner_args, adjust_for_device, build_
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-test", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="test config file")
     p.add_argument("checkpoint", nargs="?",
                    help="checkpoint file; without one the model gets the weights of its config (init_cfg), e.g. the "

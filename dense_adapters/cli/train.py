@@ -22,8 +22,7 @@ from .runner import (add_reliability, add_runner_args, adjust_for_device, build_
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("config", help="train config file")
     p.add_argument("--work-dir", help="where logs and checkpoints go (default: work_dirs/<config name>)")
     p.add_argument("--resume", nargs="?", const="auto", default=None,

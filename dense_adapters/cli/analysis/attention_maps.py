@@ -26,8 +26,7 @@ from .common import add_backbone_args, add_image_args, analysis_main, iter_image
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-attention-maps", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_image_args(p)
     add_backbone_args(p)
     p.add_argument("--layer", type=int, default=-1, help="block whose attention is shown (default: last)")

@@ -29,8 +29,7 @@ from .common import add_backbone_args, add_image_args, analysis_main, maybe_tt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-layer-similarity", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_image_args(p, default_size=224)
     add_backbone_args(p)
     p.add_argument("--views", type=int, default=4, help="crops per image: the whole image plus random crops/flips")

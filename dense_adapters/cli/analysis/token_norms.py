@@ -25,8 +25,7 @@ from .common import add_backbone_args, add_image_args, analysis_main, iter_image
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="dense-adapters-token-norms", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_image_args(p)
     add_backbone_args(p)
     p.add_argument("--threshold", type=float, default=150.0, help="absolute norm above which a patch is an outlier")
