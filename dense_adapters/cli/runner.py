@@ -2,14 +2,12 @@
 CPU process group, and the Runner itself. Used by the train and test tools (and any tool that runs a config)."""
 from __future__ import annotations
 
-import glob
 import os
 import os.path as osp
-import re
-import zipfile
 from typing import Optional
 
 from ..datasets.checks import dataset_cfgs
+from ..engine.checkpoint_io import find_resume_checkpoint, is_complete_checkpoint  # noqa: F401  (for the tools)
 from ..errors import UserError
 from ..utils import replace_syncbn
 
@@ -157,31 +155,6 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
     cfg.custom_hooks = hooks
     loaders = ("test_dataloader",) if mode == "test" else ("train_dataloader", "val_dataloader")
     add_load_checks(cfg, loaders)
-
-
-def is_complete_checkpoint(path: str) -> bool:
-    """True for a readable torch zip checkpoint (a truncated file lacks the zip's central directory)."""
-    try:
-        return osp.isfile(path) and zipfile.is_zipfile(path)
-    except OSError:
-        return False
-
-
-def find_resume_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint to resume from: ``last_checkpoint``'s target when complete, else the newest complete
-    ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None when there is none."""
-    pointer = osp.join(work_dir, "last_checkpoint")
-    if osp.isfile(pointer):
-        with open(pointer) as f:
-            target = f.read().strip()
-        if target and is_complete_checkpoint(target):
-            return target
-    found = []
-    for path in glob.glob(osp.join(work_dir, "*.pth")):
-        m = re.fullmatch(r"(iter|epoch)_(\d+)\.pth", osp.basename(path))
-        if m and is_complete_checkpoint(path):
-            found.append((int(m.group(2)), path))
-    return max(found)[1] if found else None
 
 
 # ---- launching -----------------------------------------------------------------------------------------------------

@@ -8,50 +8,25 @@ latest checkpoint. Here every local write goes to a temporary file in the same f
   (``backend_args=dict(backend='dense_adapters_atomic')`` wherever mmengine takes backend arguments);
 * :class:`AtomicCheckpointHook` (``default_hooks.checkpoint.type='dense_adapters.AtomicCheckpointHook'``, what
   the tools use): mmengine's CheckpointHook writing through that backend, the pointer included.
+
+:func:`find_resume_checkpoint` picks the checkpoint a ``--resume`` continues from (a truncated file is skipped).
 """
 from __future__ import annotations
 
-import os
+import glob
 import os.path as osp
-import tempfile
-from typing import Union
+import re
+import zipfile
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.hooks import CheckpointHook
 
+from ..fileio import atomic_write
 from ..registry import HOOKS
 
 ATOMIC_BACKEND = "dense_adapters_atomic"
-
-
-def atomic_write(path: str, data: Union[bytes, str], encoding: str = "utf-8") -> None:
-    """Write ``data`` to ``path`` so that ``path`` is either the old file or the complete new one, never partial.
-
-    The data goes to a temporary file in the same folder (same file system), is fsync'ed, then ``os.replace``d
-    over ``path``; the folder is fsync'ed so that the rename survives a power loss.
-    """
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{osp.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode(encoding) if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some file systems refuse fsync on folders
-        pass
 
 
 @register_backend(ATOMIC_BACKEND)
@@ -99,3 +74,28 @@ class AtomicCheckpointHook(CheckpointHook):
                                meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if is_main_process():  # sharded (model-parallel) saves gather on the main process
             atomic_write(osp.join(runner.work_dir, "last_checkpoint"), str(self.last_ckpt))
+
+
+def is_complete_checkpoint(path: str) -> bool:
+    """True for a readable torch zip checkpoint (a truncated file lacks the zip's central directory)."""
+    try:
+        return osp.isfile(path) and zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The checkpoint to resume from: ``last_checkpoint``'s target when complete, else the newest complete
+    ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None when there is none."""
+    pointer = osp.join(work_dir, "last_checkpoint")
+    if osp.isfile(pointer):
+        with open(pointer) as f:
+            target = f.read().strip()
+        if target and is_complete_checkpoint(target):
+            return target
+    found = []
+    for path in glob.glob(osp.join(work_dir, "*.pth")):
+        m = re.fullmatch(r"(iter|epoch)_(\d+)\.pth", osp.basename(path))
+        if m and is_complete_checkpoint(path):
+            found.append((int(m.group(2)), path))
+    return max(found)[1] if found else None

@@ -16,7 +16,7 @@ from typing import Optional, Sequence, Union
 
 import torch
 
-from ..compat import atomic_write
+from ..fileio import atomic_write
 from ..errors import UserError
 from . import checkpoint as ckpt_io
 from .adapters import make_adapter

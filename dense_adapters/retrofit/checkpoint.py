@@ -18,7 +18,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..compat import atomic_write
+from ..fileio import atomic_write
 from ..errors import CheckpointError, CheckpointMismatch
 from ..nn import RegViT
 from ..nn.convert import adapt_to_model, load_file

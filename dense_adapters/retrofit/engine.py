@@ -123,7 +123,7 @@ def make_optim_wrapper(phi: Sequence[nn.Parameter], extra: Sequence[nn.Parameter
     wrapper: plain, bf16 ``AmpOptimWrapper`` on CUDA, or bf16 autocast (``AutocastOptimWrapper``) on the CPU."""
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
-    from ..engine.optim_wrapper import AutocastOptimWrapper
+    from ..engine.amp import AutocastOptimWrapper
 
     groups = [dict(params=list(phi), weight_decay=weight_decay, lr_mult=1.0)]
     if extra:
@@ -162,11 +162,12 @@ _RUNS = 0
 def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, optim_wrapper, hooks: list,
                  batch_size: int, num_workers: int, seed: int, launcher: str, resume_from: Optional[str],
                  log_interval: int, ckpt_interval: int, find_unused: bool):
-    """mmengine Runner of the retrofit (iteration-based, DefaultSampler, exact resume, NaN guard)."""
-    from mmengine.runner import Runner
-
+    """mmengine Runner of the retrofit (iteration-based, DefaultSampler, exact resume, NaN guard, atomic
+    checkpoints, resume through the safe loader)."""
+    from ..engine.checkpoint_io import AtomicCheckpointHook
     from ..engine.checkpoint_resume import ExactResumeHook, ResumableIterBasedTrainLoop
     from ..engine.nan_guard import NanGuardHook
+    from ..engine.safe_load import SafeLoadRunner, WeightsOnlyStateHook
 
     cuda = torch.cuda.is_available()
     wrapper = None
@@ -179,7 +180,7 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
     # one process: a unique name, so that a second run within the same second gets its own logger and message hub
     # (mmengine keys them by name); distributed: None, mmengine broadcasts rank 0's timestamp
     name = None if launcher != "none" else f"retrofit_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid()}_{_RUNS}"
-    return Runner(
+    return SafeLoadRunner(
         model=model,
         work_dir=work_dir,
         train_dataloader=dict(dataset=dataset, sampler=dict(type="DefaultSampler", shuffle=True, seed=seed),
@@ -190,10 +191,10 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
         default_hooks=dict(timer=dict(type="IterTimerHook"),
                            logger=dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False),
                            param_scheduler=dict(type="ParamSchedulerHook"),
-                           checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=ckpt_interval,
+                           checkpoint=dict(type=AtomicCheckpointHook, by_epoch=False, interval=ckpt_interval,
                                            max_keep_ckpts=2, save_last=True),
                            sampler_seed=dict(type="DistSamplerSeedHook")),
-        custom_hooks=[NanGuardHook(), ExactResumeHook(), *hooks],
+        custom_hooks=[NanGuardHook(), ExactResumeHook(), WeightsOnlyStateHook(), *hooks],
         launcher=launcher,
         cfg=dict(model_wrapper_cfg=wrapper) if wrapper else None,  # the Runner reads the wrapper from its cfg
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if cuda else "gloo")),
@@ -207,7 +208,7 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
 
 
 def find_checkpoint(work_dir: str) -> Optional[str]:
-    """The latest complete checkpoint of a retrofit work dir (see runner_utils.find_resume_checkpoint)."""
-    from ..runner_utils import find_resume_checkpoint
+    """The latest complete checkpoint of a retrofit work dir (see engine.checkpoint_io.find_resume_checkpoint)."""
+    from ..engine.checkpoint_io import find_resume_checkpoint
 
     return find_resume_checkpoint(work_dir) if osp.isdir(work_dir) else None

@@ -1,4 +1,4 @@
-"""Command line of the SkipAt retrofit (``tools/skipat_retrofit.py``).
+"""SkipAt retrofit of a pretrained ViT / Uformer: distil Phi from the model's own attention (docs/skipat_retrofit.md).
 
     python tools/skipat_retrofit.py --arch dinov2_vits14_reg4 --checkpoint dinov2_vits14_reg4_pretrain.pth \\
         --images unlabelled/ --skip 3-8 --iters 3000 --out work_dirs/retrofit_s14
@@ -13,27 +13,14 @@ config with the same ``skip_layers`` and ``init_cfg=dict(type='Pretrained', chec
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 from typing import Optional, Sequence
 
 from ..errors import UserError
 from ..nn import PRESETS, UFORMER_PRESETS
-from .api import RetrofitConfig, retrofit
-from .spec import spec_from_arch, spec_from_config
-
-
-def _overrides(items: Sequence[str]) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        try:
-            out[k] = ast.literal_eval(v)
-        except (ValueError, SyntaxError):
-            out[k] = v
-    return out
+from ..retrofit.api import RetrofitConfig, retrofit
+from ..retrofit.spec import spec_from_arch, spec_from_config
+from .core import add_cfg_options, run_cli
 
 
 def _int_list(text: Optional[str], name: str) -> Optional[list[int]]:
@@ -46,19 +33,18 @@ def _int_list(text: Optional[str], name: str) -> Optional[list[int]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="skipat_retrofit", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("the pretrained model (one of --arch / --config)")
     g.add_argument("--arch", help=f"RegViT preset ({', '.join(sorted(PRESETS))}), uformer_"
-                                  f"{{{','.join(sorted(UFORMER_PRESETS))}}}, or regvit/uformer with --set")
+                                  f"{{{','.join(sorted(UFORMER_PRESETS))}}}, or regvit/uformer with --cfg-options")
     g.add_argument("--config", help="mmengine config whose model.backbone is a dense_adapters.RegViT (or whose "
                                     "model.generator is a dense_adapters.Uformer); its init_cfg checkpoint is used "
                                     "unless --checkpoint is given")
     g.add_argument("--checkpoint", help="teacher weights (DINOv2 / timm / DeiT-III / RegViT; Uformer restorer)")
     g.add_argument("--source", default="auto", help="checkpoint format for load_pretrained (default auto)")
     g.add_argument("--trust-pickle", action="store_true", help="allow checkpoints that need code to unpickle")
-    g.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="override constructor arguments of --arch, e.g. --set img_size=224 num_register_tokens=0")
+    add_cfg_options(g, help="override constructor arguments of --arch, e.g. img_size=224 num_register_tokens=0",
+                    deprecated=("--set",))
     d = p.add_argument_group("data")
     d.add_argument("--images", required=True, help="folder of unlabelled images (searched recursively)")
     d.add_argument("--val-images", help="held-out folder for the report (default: every 10th image of --images, "
@@ -110,12 +96,12 @@ def config_from_args(args: argparse.Namespace) -> RetrofitConfig:
         raise UserError("give exactly one of --arch PRESET or --config CFG")
     checkpoint = args.checkpoint
     if args.config:
-        if args.set:
-            raise UserError("--set applies to --arch; edit the config instead")
+        if args.cfg_options:
+            raise UserError("--cfg-options (--set) applies to --arch; edit the config instead")
         spec, cfg_ckpt = spec_from_config(args.config)
         checkpoint = checkpoint or cfg_ckpt
     else:
-        spec = spec_from_arch(args.arch, _overrides(args.set))
+        spec = spec_from_arch(args.arch, dict(args.cfg_options))
     if spec.family == "regvit" and args.skip is None:
         raise UserError("give --skip: blocks like 3-8 (SkipAt's choice for 12 blocks) or 'auto' with --num-skip K")
     n1 = args.stage1_iters if args.stage1_iters is not None else (
@@ -149,9 +135,12 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> dict:
-    """Parse, run, print the summary; returns the report (empty on ranks > 0)."""
-    args = build_parser().parse_args(argv)
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run, print the summary; returns the report (empty on ranks > 0)."""
     report = retrofit(config_from_args(args))
     if report:
         print(summary(report))
@@ -159,3 +148,14 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         with open(f"{args.out}/report.json") as f:  # the file is the contract: make sure it parses
             json.load(f)
     return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    return run_cli(lambda: run(args))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())
