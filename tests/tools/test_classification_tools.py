@@ -108,7 +108,7 @@ def test_missing_imagenet_is_one_clear_line():
     """The check tools/train.py runs before building anything (its printing is tested on ADE20K in
     test_train_test_tools.py): the same configs look for data/imagenet and name --data-root."""
     from dense_adapters.errors import UserError
-    from dense_adapters.runner_utils import check_data, load_config
+    from dense_adapters.cli.runner import check_data, load_config
 
     for name in ("vit-t16-skipat_deit_8xb128-300e_in1k-224x224.py",
                  "regvit-s14-reg4_dinov2-linear_8xb128-12.5k_in1k-224x224.py"):
