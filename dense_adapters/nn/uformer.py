@@ -1,7 +1,8 @@
 """Uformer (Wang et al., CVPR 2022): a U-shaped restorer of LeWin blocks, with SkipAt in the decoder.
 
 LeWin block: pre-norm window self-attention (window ``win_size``, shifted by ``win_size // 2`` on odd blocks,
-Swin/Uformer relative position bias) and LeFF (Linear, GELU, depthwise 3x3, GELU, Linear). Decoder blocks add a
+Swin/Uformer relative position bias; :class:`~dense_adapters.nn.window_attention.WindowAttention`, built on the
+ViT's :class:`~dense_adapters.nn.attention.Attention`) and LeFF (Linear, GELU, depthwise 3x3, GELU, Linear). Decoder blocks add a
 learnable *modulator* (a ``win_size**2 x dim`` embedding) to every window's tokens before attention.
 
 SkipAt (Venkataramanan et al. 2023) variant, ``skip_mode='parametric'|'identity'``: a decoder block owns no
@@ -29,6 +30,8 @@ from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
 from .skip_attention import build_skip_fn
+from .window_attention import (WindowAttention, relative_position_index, window_attn_mask,  # noqa: F401
+                               window_partition, window_reverse)  # (re-exported: Uformer's window machinery)
 
 HW = tuple[int, int]
 
@@ -40,91 +43,7 @@ UFORMER_PRESETS = {
 }
 
 
-# ------------------------------------------------------------------------------------------------ windows
-def window_partition(x: Tensor, ws: int) -> Tensor:
-    """[B, H, W, C] (H, W multiples of ws) -> [B * nW, ws*ws, C], windows in row-major order."""
-    B, H, W, C = x.shape
-    x = x.view(B, H // ws, ws, W // ws, ws, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, ws * ws, C)
-
-
-def window_reverse(windows: Tensor, ws: int, hw: HW) -> Tensor:
-    """[B * nW, ws*ws, C] -> [B, H, W, C] for a padded grid ``hw`` = (H, W)."""
-    H, W = hw
-    C = windows.shape[-1]
-    x = windows.view(-1, H // ws, W // ws, ws, ws, C).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(-1, H, W, C)
-
-
-def relative_position_index(ws: int) -> Tensor:
-    """[ws*ws, ws*ws] index into a ((2ws-1)^2)-row bias table, as Swin/Uformer."""
-    coords = torch.stack(torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")).flatten(1)  # [2, N]
-    rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (ws - 1)  # [N, N, 2], 0..2ws-2
-    return rel[..., 0] * (2 * ws - 1) + rel[..., 1]
-
-
-def window_attn_mask(hw: HW, padded: HW, ws: int, shift: int, device: torch.device) -> Optional[Tensor]:
-    """Additive mask [nW, N, N] (0 or -100) for a grid ``hw`` padded to ``padded`` and rolled by ``-shift``.
-
-    Keys that are padding are masked; with a shift, keys from another region of the rolled grid are masked too
-    (Swin's SW-MSA mask). None when neither applies.
-    """
-    (H, W), (Hp, Wp) = hw, padded
-    if shift == 0 and (H, W) == (Hp, Wp):
-        return None
-    label = torch.zeros(1, Hp, Wp, 1, device=device)
-    if shift:
-        cnt = 0
-        for hs in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-            for wsl in (slice(0, -ws), slice(-ws, -shift), slice(-shift, None)):
-                label[:, hs, wsl] = cnt
-                cnt += 1
-    valid = torch.zeros(1, Hp, Wp, 1, device=device)
-    valid[:, :H, :W] = 1
-    if shift:
-        valid = torch.roll(valid, (-shift, -shift), dims=(1, 2))
-    lab, val = window_partition(label, ws)[..., 0], window_partition(valid, ws)[..., 0]  # [nW, N]
-    bad = (lab[:, :, None] != lab[:, None, :]) | (val[:, None, :] == 0)  # [nW, N(query), N(key)]
-    return torch.zeros(bad.shape, device=device).masked_fill(bad, -100.0)
-
-
 # ------------------------------------------------------------------------------------------------ layers
-class WindowAttention(nn.Module):
-    """Multi-head self-attention inside ws x ws windows with a learned relative position bias.
-
-    The explicit softmax path is used (windows are short: 64 tokens) so FLOP counters see every matmul.
-    """
-
-    def __init__(self, dim: int, num_heads: int, win_size: int, qkv_bias: bool = True, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim={dim} is not divisible by num_heads={num_heads}: pick a head count that divides it")
-        self.num_heads, self.win_size = num_heads, win_size
-        self.scale = (dim // num_heads) ** -0.5
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * win_size - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(win_size), persistent=False)
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.attn_drop = nn.Dropout(attn_drop)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-        trunc_normal_(self.relative_position_bias_table, std=0.02)
-
-    def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """x: [B*nW, N, C] windows of B images; mask: [nW, N, N] additive -> [B*nW, N, C]."""
-        Bw, N, C = x.shape
-        q, k, v = self.qkv(x).reshape(Bw, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
-        attn = (q * self.scale) @ k.transpose(-2, -1)  # [B*nW, h, N, N]
-        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        attn = attn + bias.view(N, N, -1).permute(2, 0, 1)  # + [h, N, N]
-        if mask is not None:
-            nW = mask.shape[0]
-            attn = (attn.view(Bw // nW, nW, self.num_heads, N, N) + mask[None, :, None]).view(Bw, -1, N, N)
-        attn = self.attn_drop(attn.softmax(dim=-1))
-        x = (attn @ v).transpose(1, 2).reshape(Bw, N, C)
-        return self.proj_drop(self.proj(x))
-
-
 class LeFF(nn.Module):
     """Locally-enhanced feed-forward: Linear, GELU, depthwise 3x3 on the (H, W) grid, GELU, Linear."""
 
@@ -184,7 +103,7 @@ class LeWinBlock(nn.Module):
         win = window_partition(x, ws)  # [B*nW, ws*ws, C]
         if self.modulator is not None:
             win = win + self.modulator.weight
-        win = self.attn(win, window_attn_mask(hw, (Hp, Wp), ws, shift, x.device))
+        win = self.attn(win, window_attn_mask(hw, (Hp, Wp), ws, (shift, shift), x.device))
         x = window_reverse(win, ws, (Hp, Wp))
         if shift:
             x = torch.roll(x, (shift, shift), dims=(1, 2))

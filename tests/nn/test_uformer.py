@@ -1,7 +1,12 @@
 """Uformer core: window machinery against a per-token reference, shapes, SkipAt structure, FLOPs, gradients."""
+import json
+import os
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+from dense_adapters.nn.attention import Attention
 from dense_adapters.nn.skip_attention import SkipAttention
 from dense_adapters.nn.uformer import (LeWinBlock, Uformer, create_uformer, relative_position_index, window_partition,
                                        window_reverse)
@@ -172,3 +177,36 @@ def test_errors():
         blk(torch.randn(1, 15, 8), (4, 4), torch.randn(1, 15, 4))
     with pytest.raises(ValueError, match="\\[B, C, H, W\\]"):
         tiny()(torch.rand(3, 16, 16))
+
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+@pytest.mark.parametrize("skip_mode", [None, "parametric", "identity"])
+def test_state_dict_and_outputs_unchanged_by_the_window_attention_refactor(skip_mode):
+    """Keys, shapes and order of create_uformer('T') and its output on a fixed input equal those recorded before
+    WindowAttention was rebuilt on Attention (tests/nn/data, written by the pre-refactor code): the authors'
+    checkpoint converters target these names."""
+    with open(os.path.join(DATA, "uformer_t_state_dict_keys.json")) as f:
+        expected = json.load(f)[str(skip_mode)]
+    torch.manual_seed(0)
+    m = create_uformer("T", skip_mode=skip_mode).eval()
+    assert [[k, list(v.shape)] for k, v in m.state_dict().items()] == expected
+    x = torch.rand(1, 3, 24, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = m(x)
+    ref = torch.load(os.path.join(DATA, f"uformer_t_{skip_mode}_out.pt"), weights_only=True)
+    torch.testing.assert_close(y, ref, atol=1e-6, rtol=1e-6)
+
+
+def test_window_attention_is_the_vit_attention_with_a_bias():
+    blk = LeWinBlock(dim=8, num_heads=2, win_size=4)
+    assert isinstance(blk.attn, Attention)
+    assert sorted(n for n, _ in blk.attn.named_parameters()) == [
+        "proj.bias", "proj.weight", "qkv.bias", "qkv.weight", "relative_position_bias_table"]
+    # with a zero bias table and no mask, window attention is plain Attention on each window
+    torch.nn.init.zeros_(blk.attn.relative_position_bias_table)
+    w = torch.randn(3, 16, 8)
+    q, k, v = blk.attn.qkv(w).view(3, 16, 3, 2, 4).permute(2, 0, 3, 1, 4)
+    ref = blk.attn.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(3, 16, 8))
+    torch.testing.assert_close(blk.attn(w), ref)
