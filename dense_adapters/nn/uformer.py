@@ -21,7 +21,6 @@ padding of either block; Phi's depthwise conv then runs on that full (H, W) grid
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import torch
@@ -30,8 +29,8 @@ from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
 from .skip_attention import build_skip_fn
-from .window_attention import (WindowAttention, relative_position_index, window_attn_mask,  # noqa: F401
-                               window_partition, window_reverse)  # (re-exported: Uformer's window machinery)
+from .window_attention import (WindowAttention, grid_to_windows, relative_position_index,  # noqa: F401
+                               window_attn_mask, window_partition, window_reverse, windows_to_grid)
 
 HW = tuple[int, int]
 
@@ -92,22 +91,13 @@ class LeWinBlock(nn.Module):
 
     def window_attention(self, x: Tensor, hw: HW) -> Tensor:
         """Attention branch in image order: x [B, H*W, C] (already normed) -> [B, H*W, C]."""
-        B, _, C = x.shape
-        H, W = hw
         ws = self.win_size
-        shift = self.shift_size if min(H, W) > ws else 0  # a grid inside one window has nothing to shift
-        Hp, Wp = math.ceil(H / ws) * ws, math.ceil(W / ws) * ws
-        x = F.pad(x.view(B, H, W, C), (0, 0, 0, Wp - W, 0, Hp - H))  # [B, Hp, Wp, C]
-        if shift:
-            x = torch.roll(x, (-shift, -shift), dims=(1, 2))
-        win = window_partition(x, ws)  # [B*nW, ws*ws, C]
+        s = self.shift_size if min(hw) > ws else 0  # a grid inside one window has nothing to shift
+        win, padded = grid_to_windows(x, hw, ws, (s, s))  # [B*nW, ws*ws, C]
         if self.modulator is not None:
             win = win + self.modulator.weight
-        win = self.attn(win, window_attn_mask(hw, (Hp, Wp), ws, (shift, shift), x.device))
-        x = window_reverse(win, ws, (Hp, Wp))
-        if shift:
-            x = torch.roll(x, (shift, shift), dims=(1, 2))
-        return x[:, :H, :W].reshape(B, H * W, C)
+        win = self.attn(win, window_attn_mask(hw, padded, ws, (s, s), x.device))
+        return windows_to_grid(win, hw, padded, ws, (s, s))
 
     def forward(self, x: Tensor, hw: HW, reuse: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: [B, H*W, C] -> (x, attention output [B, H*W, C]); SkipAt blocks need ``reuse`` [B, H*W, skip_dim]."""
@@ -156,6 +146,21 @@ def to_map(x: Tensor, hw: HW) -> Tensor:
 def to_tokens(x: Tensor) -> tuple[Tensor, HW]:
     """[B, C, H, W] -> ([B, H*W, C], (H, W))."""
     return x.flatten(2).transpose(1, 2), (x.shape[2], x.shape[3])
+
+
+def pad_to_multiple(x: Tensor, multiple: int, mode: str = "reflect") -> Tensor:
+    """Pad [..., H, W] at the bottom/right to multiples of ``multiple``; ``'reflect'`` falls back to
+    ``'replicate'`` where a side is too short to reflect, ``'zeros'`` pads with zeros."""
+    H, W = x.shape[-2:]
+    ph, pw = -H % multiple, -W % multiple
+    if not (ph or pw):
+        return x
+    mode = mode if (mode != "reflect" or (ph < H and pw < W)) else "replicate"
+    if mode == "zeros":
+        return F.pad(x, (0, pw, 0, ph))
+    lead = x.shape[:-3]  # reflect/replicate pad [N, C, H, W]: fold any leading axes into N
+    y = F.pad(x.reshape(-1, *x.shape[-3:]), (0, pw, 0, ph), mode=mode)
+    return y.view(*lead, *y.shape[-3:])
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -232,13 +237,7 @@ class Uformer(nn.Module):
 
     def pad_input(self, x: Tensor) -> Tensor:
         """Pad [B, C, H, W] at the bottom/right to a multiple of ``size_multiple``."""
-        H, W = x.shape[-2:]
-        m = self.size_multiple
-        ph, pw = -H % m, -W % m
-        if not (ph or pw):
-            return x
-        mode = self.pad_mode if (self.pad_mode != "reflect" or (ph < H and pw < W)) else "replicate"
-        return F.pad(x, (0, pw, 0, ph), mode=mode) if mode != "zeros" else F.pad(x, (0, pw, 0, ph))
+        return pad_to_multiple(x, self.size_multiple, self.pad_mode)
 
     def residual(self, x: Tensor) -> Tensor:
         """Image [B, 3, H, W] (any H, W) -> predicted residual [B, 3, H, W]."""

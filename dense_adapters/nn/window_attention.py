@@ -8,6 +8,7 @@ restorer (3-D windows):
 - :func:`relative_position_index`: the Swin/Uformer index into a ``prod(2w - 1)``-row bias table.
 - :func:`window_attn_mask`: the additive mask (0 / -100) for padded keys and, with a cyclic shift, for keys from
   another region of the rolled grid (Swin's SW-MSA mask), per axis.
+- :func:`grid_to_windows` / :func:`windows_to_grid`: tokens in grid order <-> padded, shifted windows.
 - :class:`WindowAttention`: :class:`~dense_adapters.nn.attention.Attention` (same ``qkv``/``proj`` parameters)
   whose logits get the relative position bias and the mask added before the softmax.
 """
@@ -17,6 +18,7 @@ import math
 from typing import Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
@@ -147,3 +149,31 @@ class WindowAttention(Attention):
         x = (self.attn_drop(attn) @ v).transpose(1, 2).reshape(Bw, N, C)
         x = self.proj_drop(self.proj(x))
         return (x, attn) if return_attn else x
+
+
+def grid_to_windows(x: Tensor, size: Sequence[int], window: Window,
+                    shift: Sequence[int]) -> tuple[Tensor, tuple[int, ...]]:
+    """Tokens [B, prod(size), C] in row-major grid order -> (windows [B * nW, prod(window), C], padded size):
+    the grid is zero-padded at the end of each axis to a window multiple, then rolled by ``-shift``."""
+    B, _, C = x.shape
+    n = len(size)
+    w = as_window(window, n)
+    padded = tuple(math.ceil(s / k) * k for s, k in zip(size, w))
+    pad = []
+    for s, p in reversed(list(zip(size, padded))):
+        pad += [0, p - s]
+    x = F.pad(x.view(B, *size, C), [0, 0] + pad)  # [B, *padded, C]
+    if any(shift):
+        x = torch.roll(x, tuple(-int(s) for s in shift), dims=tuple(range(1, n + 1)))
+    return window_partition(x, w), padded
+
+
+def windows_to_grid(windows: Tensor, size: Sequence[int], padded: Sequence[int], window: Window,
+                    shift: Sequence[int]) -> Tensor:
+    """The inverse of :func:`grid_to_windows`: merge, roll back by ``shift``, crop -> [B, prod(size), C]."""
+    n = len(size)
+    x = window_reverse(windows, as_window(window, n), padded)
+    if any(shift):
+        x = torch.roll(x, tuple(int(s) for s in shift), dims=tuple(range(1, n + 1)))
+    x = x[(slice(None), *(slice(0, s) for s in size))]
+    return x.reshape(x.shape[0], math.prod(size), x.shape[-1])
