@@ -4,8 +4,10 @@ from .block import Block
 from .convert import CONVERTERS, LoadReport, adapt_to_model, load_pretrained
 from .skip_attention import IdentitySkip, SkipAttention
 from .uformer import UFORMER_PRESETS, Uformer, create_uformer
+from .video_uformer import VIDEO_UFORMER_PRESETS, VideoUformer, create_video_uformer
 from .vit import ARCHS, PRESETS, RegViT, create_regvit
+from .window_attention import WindowAttention
 
 __all__ = ["Attention", "Block", "SkipAttention", "IdentitySkip", "RegViT", "create_regvit", "ARCHS", "PRESETS",
            "CONVERTERS", "LoadReport", "adapt_to_model", "load_pretrained", "Uformer", "create_uformer",
-           "UFORMER_PRESETS"]
+           "UFORMER_PRESETS", "VideoUformer", "create_video_uformer", "VIDEO_UFORMER_PRESETS", "WindowAttention"]
