@@ -178,19 +178,28 @@ class LoadImagePair(BaseTransform):
 
 @TRANSFORMS.register_module()
 class AddSyntheticNoise(BaseTransform):
-    """Make ``img`` from the clean ``gt`` (uint8 in, uint8 out, values clipped and rounded).
+    """Make ``img`` from the clean ``gt`` (an image [H, W, 3] or frames [T, H, W, 3], uint8).
 
     ``'gaussian'``: x + N(0, sigma^2), sigma on the 0..255 scale. ``'poisson_gaussian'``: with x in [0, 1],
     ``a * Poisson(x / a) + N(0, b^2)`` (signal-dependent shot noise ``a``, read noise ``b``).
     A ``noise_seed`` in the sample fixes the noise (validation); otherwise it is random.
+
+    Args:
+        clip, quantize: clip to 0..255 and round to uint8 (the image default, as a saved noisy image). With both
+            False the noisy input stays float32 on the 0..255 scale, unclipped: the video-denoising protocol
+            (FastDVDnet, VRT add N(0, sigma^2) to the float frames and feed them as they are).
     """
 
-    def __init__(self, mode: str = "gaussian", sigma: float = 25.0, a: float = 0.01, b: float = 0.02) -> None:
+    def __init__(self, mode: str = "gaussian", sigma: float = 25.0, a: float = 0.01, b: float = 0.02,
+                 clip: bool = True, quantize: bool = True) -> None:
         if mode not in ("gaussian", "poisson_gaussian"):
             raise ValueError(f"unknown noise mode {mode!r}: use 'gaussian' or 'poisson_gaussian'")
         if sigma < 0 or a <= 0 or b < 0:
             raise ValueError(f"noise levels must be non-negative (a > 0): sigma={sigma}, a={a}, b={b}")
+        if quantize and not clip:
+            raise ValueError("AddSyntheticNoise(quantize=True) needs clip=True: uint8 holds 0..255 only")
         self.mode, self.sigma, self.a, self.b = mode, sigma, a, b
+        self.clip, self.quantize = clip, quantize
 
     def transform(self, results: dict) -> dict:
         rng = np.random.default_rng(results.get("noise_seed"))
@@ -199,19 +208,29 @@ class AddSyntheticNoise(BaseTransform):
             y = x + rng.normal(0.0, self.sigma / 255.0, x.shape)
         else:
             y = self.a * rng.poisson(x / self.a) + rng.normal(0.0, self.b, x.shape)
-        results["img"] = np.clip(np.round(y * 255.0), 0, 255).astype(np.uint8)
+        y = y * 255.0
+        if self.clip:
+            y = np.clip(y, 0, 255)
+        results["img"] = np.round(y).astype(np.uint8) if self.quantize else y.astype(np.float32)
         return results
+
+
+def _frame_hw(arr: np.ndarray) -> tuple[int, int]:
+    """(H, W) of an image [H, W, C] or of frames [T, H, W, C]."""
+    return tuple(arr.shape[-3:-1])
 
 
 @TRANSFORMS.register_module()
 class PairedRandomCrop(BaseTransform):
-    """The same random ``crop_size`` window of ``img`` and ``gt`` (images smaller than it are an error)."""
+    """The same random ``crop_size`` window of ``img`` and ``gt`` (images smaller than it are an error).
+
+    Works on images [H, W, C] and on frames [T, H, W, C]: one window for every frame of a clip."""
 
     def __init__(self, crop_size: int | Sequence[int] = 128) -> None:
         self.crop = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
 
     def transform(self, results: dict) -> dict:
-        H, W = results["gt"].shape[:2]
+        H, W = _frame_hw(results["gt"])
         ch, cw = self.crop
         if H < ch or W < cw:
             raise ValueError(f"image {H}x{W} ({results.get('img_path')}) is smaller than the crop {ch}x{cw}: "
@@ -219,46 +238,61 @@ class PairedRandomCrop(BaseTransform):
         top, left = np.random.randint(0, H - ch + 1), np.random.randint(0, W - cw + 1)
         for k in ("img", "gt"):
             if k in results:  # clean-only data gets its noise after the crop
-                results[k] = results[k][top : top + ch, left : left + cw]
+                results[k] = results[k][..., top : top + ch, left : left + cw, :]
         return results
 
 
 @TRANSFORMS.register_module()
 class PairedRandomFlip(BaseTransform):
     """Flip ``img`` and ``gt`` together: each of horizontal, vertical and diagonal (transpose) with ``prob``;
-    the three together give Uformer's 8 dihedral augmentations."""
+    the three together give Uformer's 8 dihedral augmentations. On frames [T, H, W, C] one draw flips every
+    frame alike; ``'temporal'`` (not a default) reverses the frame order."""
+
+    DIRECTIONS = ("horizontal", "vertical", "diagonal", "temporal")
 
     def __init__(self, prob: float = 0.5, directions: Sequence[str] = ("horizontal", "vertical", "diagonal")) -> None:
-        bad = set(directions) - {"horizontal", "vertical", "diagonal"}
+        bad = set(directions) - set(self.DIRECTIONS)
         if bad:
-            raise ValueError(f"unknown flip directions {sorted(bad)}: use horizontal, vertical, diagonal")
+            raise ValueError(f"unknown flip directions {sorted(bad)}: use {', '.join(self.DIRECTIONS)}")
         self.prob, self.directions = prob, tuple(directions)
+
+    @staticmethod
+    def flip(im: np.ndarray, direction: str) -> np.ndarray:
+        if direction == "horizontal":
+            return im[..., :, ::-1, :]
+        if direction == "vertical":
+            return im[..., ::-1, :, :]
+        if direction == "diagonal":
+            return np.swapaxes(im, -3, -2)
+        if im.ndim != 4:
+            raise ValueError(f"a temporal flip needs frames [T, H, W, C], got shape {im.shape}")
+        return im[::-1]
 
     def transform(self, results: dict) -> dict:
         for d in self.directions:
             if np.random.rand() < self.prob:
                 for k in ("img", "gt"):
-                    if k not in results:
-                        continue
-                    im = results[k]
-                    im = im[:, ::-1] if d == "horizontal" else im[::-1] if d == "vertical" else im.transpose(1, 0, 2)
-                    results[k] = np.ascontiguousarray(im)
+                    if k in results:
+                        results[k] = np.ascontiguousarray(self.flip(results[k], d))
+                if d == "temporal" and "frame_paths" in results:
+                    results["frame_paths"] = list(results["frame_paths"])[::-1]
         return results
 
 
 @TRANSFORMS.register_module()
 class PackRestorationInputs(BaseTransform):
-    """``img``/``gt`` (uint8 HWC) -> ``dict(inputs=[3, H, W] uint8, data_samples=BaseDataElement(gt_img=...))``."""
+    """``img``/``gt`` -> ``dict(inputs=[3, H, W], data_samples=BaseDataElement(gt_img=...))``; frames
+    [T, H, W, 3] become [T, 3, H, W]. ``gt`` is uint8; ``img`` uint8 or float32 (0..255, unclipped noise)."""
 
-    META_KEYS = ("img_path", "gt_path", "ori_shape", "sample_idx", "noise_seed")
+    META_KEYS = ("img_path", "gt_path", "ori_shape", "sample_idx", "noise_seed", "sequence", "frame_paths",
+                 "frame_start")
 
     def transform(self, results: dict) -> dict:
         if "img" not in results:
             raise KeyError("no noisy image in the sample: add AddSyntheticNoise to the pipeline of clean-only data")
-        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))  # noqa: E731
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         meta = {k: results[k] for k in self.META_KEYS if k in results}
-        meta["img_shape"] = results["img"].shape[:2]
+        meta["img_shape"] = _frame_hw(results["img"])
         sample = BaseDataElement(metainfo=meta)
         sample.gt_img = to_t(results["gt"])
         return dict(inputs=to_t(results["img"]), data_samples=sample)
-

@@ -1,4 +1,5 @@
-"""PSNR and SSIM on 0..255 RGB, computed as the standard Uformer/SIDD Python evaluation does.
+"""PSNR and SSIM on 0..255 RGB, computed as the standard Uformer/SIDD Python evaluation does; sequences (video)
+are scored as the mean of their per-frame values, and a dataset as the mean over its sequences.
 
 Both round the prediction (clamped to [0, 1]) to uint8 first, as Uformer saves and scores ``img_as_ubyte``
 outputs. PSNR: ``10 log10(255^2 / MSE)`` over all pixels and channels (skimage ``peak_signal_noise_ratio`` with
@@ -10,7 +11,7 @@ use_sample_covariance=False)`` and Uformer's ``utils/caculate_psnr_ssim.py``.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -80,14 +81,31 @@ def _check_pair(a: Tensor, b: Tensor) -> None:
         raise ValueError(f"prediction {tuple(a.shape)} and ground truth {tuple(b.shape)} differ in shape")
 
 
+def sequence_score(score: Callable[..., float], pred: Any, gt: Any, **kw) -> float:
+    """Mean over frames of ``score`` for sequences [T, 3, H, W] (or [T, H, W, 3] arrays), as the video-denoising
+    papers report a sequence (FastDVDnet, VRT: the average of the per-frame PSNR/SSIM); a single image as is."""
+    if getattr(pred, "ndim", 0) != 4:
+        return score(pred, gt, **kw)
+    if len(pred) != len(gt) or len(pred) == 0:
+        raise ValueError(f"prediction has {len(pred)} frames, ground truth {len(gt)}: they must match")
+    return float(np.mean([score(p, g, **kw) for p, g in zip(pred, gt)]))
+
+
 class _RestorationMetric(BaseMetric):
-    """Scores ``pred_img`` against ``gt_img`` of each data sample (tensors [3, H, W]); reports the image mean."""
+    """Scores ``pred_img`` against ``gt_img`` of each data sample (images [3, H, W] or sequences
+    [T, 3, H, W], a sequence scored as the mean over its frames) and reports the mean over samples.
+
+    Args:
+        per_sequence: also report ``<metric>_<sequence>`` for every sample that names its ``sequence`` (the
+            per-sequence values are logged in any case).
+    """
 
     metric_name = ""
 
-    def __init__(self, crop_border: int = 0, collect_device: str = "cpu", prefix: Optional[str] = None) -> None:
+    def __init__(self, crop_border: int = 0, per_sequence: bool = False, collect_device: str = "cpu",
+                 prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
-        self.crop_border = crop_border
+        self.crop_border, self.per_sequence = crop_border, per_sequence
 
     def score(self, pred: Tensor, gt: Tensor) -> float:
         raise NotImplementedError
@@ -97,15 +115,25 @@ class _RestorationMetric(BaseMetric):
             if "pred_img" not in s or "gt_img" not in s:
                 raise KeyError(f"{type(self).__name__} needs 'pred_img' and 'gt_img' in each data sample, got "
                                f"{sorted(s)}: use dense_adapters.Restorer in predict mode")
-            self.results.append(self.score(s["pred_img"].cpu(), s["gt_img"].cpu()))
+            value = sequence_score(self.score, s["pred_img"].cpu(), s["gt_img"].cpu())
+            self.results.append((s.get("sequence"), value))
 
     def compute_metrics(self, results: list) -> dict:
-        return {self.metric_name: float(np.mean(results))}
+        out = {self.metric_name: float(np.mean([v for _, v in results]))}
+        named = [(n, v) for n, v in results if n is not None]
+        if named:
+            from mmengine.logging import MMLogger
+
+            table = ", ".join(f"{n} {v:.4g}" for n, v in named)
+            MMLogger.get_current_instance().info(f"{self.metric_name} per sequence ({len(named)}): {table}")
+            if self.per_sequence:
+                out.update({f"{self.metric_name}_{n}": float(v) for n, v in named})
+        return out
 
 
 @METRICS.register_module()
 class PSNR(_RestorationMetric):
-    """``type='dense_adapters.PSNR'``: mean PSNR (dB) over images on 0..255 RGB."""
+    """``type='dense_adapters.PSNR'``: mean PSNR (dB) over images (or sequences) on 0..255 RGB."""
 
     metric_name = "PSNR"
 
@@ -115,7 +143,7 @@ class PSNR(_RestorationMetric):
 
 @METRICS.register_module()
 class SSIM(_RestorationMetric):
-    """``type='dense_adapters.SSIM'``: mean SSIM over images (Gaussian 11x11, sigma 1.5, per channel)."""
+    """``type='dense_adapters.SSIM'``: mean SSIM over images or sequences (Gaussian 11x11, sigma 1.5, per channel)."""
 
     metric_name = "SSIM"
 

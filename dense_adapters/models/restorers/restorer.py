@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from torch import Tensor
 
+from ...errors import UserError
 from ...registry import MODELS
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -16,17 +17,21 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 @MODELS.register_module()
 class RestorerDataPreprocessor(BaseDataPreprocessor):
-    """uint8 [3, H, W] images -> float [B, 3, H, W] in [0, 1] on the model's device.
+    """[3, H, W] images (or [T, 3, H, W] clips) on the 0..255 scale, uint8 or float -> float [B, 3, H, W]
+    (or [B, T, 3, H, W]) in [0, 1] on the model's device.
 
     Images of different sizes in one batch are zero-padded at the bottom/right to the largest; each sample keeps
-    its own ``img_shape`` and predictions are cropped back to it.
+    its own ``img_shape`` and predictions are cropped back to it. Clips in one batch need one length.
     """
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         inputs = data["inputs"]
-        if isinstance(inputs, Tensor) and inputs.ndim == 4:
+        if isinstance(inputs, Tensor) and inputs.ndim in (4, 5):
             inputs = list(inputs)
+        if len({tuple(x.shape[:-2]) for x in inputs}) > 1:
+            raise UserError(f"a batch mixes inputs of shapes {sorted({tuple(x.shape) for x in inputs})}: clips or "
+                            "sequences of different lengths need batch_size=1 (or equal num_frames)")
         H, W = max(x.shape[-2] for x in inputs), max(x.shape[-1] for x in inputs)
         batch = torch.stack([F.pad(x.float(), (0, W - x.shape[-1], 0, H - x.shape[-2])) for x in inputs]) / 255.0
         return dict(inputs=batch, data_samples=data.get("data_samples"))
@@ -35,7 +40,8 @@ class RestorerDataPreprocessor(BaseDataPreprocessor):
 @MODELS.register_module()
 class Restorer(BaseModel):
     """``type='dense_adapters.Restorer'``: either a ``generator`` (an image-to-image net such as
-    ``dense_adapters.Uformer``) or a ``backbone`` (e.g. ``dense_adapters.RegViT``) + ``head``
+    ``dense_adapters.Uformer``, or a clip-to-clip net such as ``dense_adapters.VideoUformer``: inputs and targets
+    [B, T, 3, H, W]) or a ``backbone`` (e.g. ``dense_adapters.RegViT``) + ``head``
     (``dense_adapters.DenoiseHead``) predicting a residual that is added to the input.
 
     Args:
@@ -76,7 +82,7 @@ class Restorer(BaseModel):
         return F.pad(x, (0, pw, 0, ph), mode=mode)
 
     def restore(self, x: Tensor) -> Tensor:
-        """Noisy [B, 3, H, W] in [0, 1] -> restored [B, 3, H, W] (not clamped)."""
+        """Noisy [B, 3, H, W] (or clips [B, T, 3, H, W]) in [0, 1] -> restored, same shape (not clamped)."""
         if self.generator is not None:
             return self.generator(x)
         H, W = x.shape[-2:]
@@ -101,7 +107,7 @@ class Restorer(BaseModel):
             out = []
             for p, s in zip(pred, data_samples):
                 h, w = s.metainfo.get("img_shape", p.shape[-2:])
-                s.pred_img = p[:, :h, :w].detach()
+                s.pred_img = p[..., :h, :w].detach()
                 out.append(s)
             return out
         raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
