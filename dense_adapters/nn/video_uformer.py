@@ -12,11 +12,14 @@ paper's description and the image restorer (:mod:`dense_adapters.nn.uformer`), w
   keys masked), ``x + LeFF(norm2(x))`` (Uformer's LeFF, its depthwise 3x3 run per frame).
 - U shape: a 3x3x3 conv in; L encoder levels, each followed by a (1, 4, 4) stride-(1, 2, 2) conv that halves H, W
   and doubles the width (T is kept: the clips are short); a bottleneck; L decoder levels, each after a (1, 2, 2)
-  transposed conv, on ``cat[upsampled, encoder output]``; a 3x3x3 conv out; the input is added back.
+  transposed conv, on ``cat[upsampled, encoder output]``; a 3x3x3 conv out; the input is added back. The
+  output conv starts 10x smaller than PyTorch's default (bias 0), so the untrained restorer is close to the
+  identity map; on the sample this let a 40-iteration training gain ~4.5 dB instead of ~2 dB (plain and SkipAt).
 - SkipAt in the decoder (``skip_mode``), every decoder block computes no attention:
   ``'identity'`` (the paper's choice for video): the encoder block's attention **probabilities** are reused
   unchanged: head j of the encoder's probabilities mixes the j-th channel group of ``norm1(x)`` over the same
-  windows (same grid, window, shift and mask). The block owns no ``qkv``, ``proj`` or bias table.
+  windows (same grid, window, shift and mask), times a per-channel gain ``ls1`` (LayerScale, 0.01 at init).
+  The block owns no ``qkv``, ``proj`` or bias table.
   ``'parametric'`` (as the image case): the encoder block's attention **output** through SkipAt's Phi
   (:class:`~dense_adapters.nn.skip_attention.SkipAttention`, per frame) and a Linear d -> 2d to the decoder width.
 
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
-from timm.layers import DropPath
+from timm.layers import DropPath, LayerScale
 from torch import Tensor, nn
 
 from ..errors import UserError
@@ -80,11 +83,12 @@ class SpatioTemporalBlock(nn.Module):
         dpe: the depthwise 3x3x3 position-embedding conv before attention (UniFormer's DPE).
         skip: None, ``'identity'`` (reuse probabilities) or ``'parametric'`` (Phi of the attention output);
             ``skip_dim`` is the width of the reused attention output (parametric).
+        identity_gain: initial value of the identity block's per-channel gain ``ls1`` on the mixed tokens.
     """
 
     def __init__(self, dim: int, *, num_heads: int, win_size: Sequence[int] = (4, 8, 8), shift: bool = False,
                  mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path: float = 0.0, dpe: bool = True,
-                 skip: Optional[str] = None, skip_dim: Optional[int] = None) -> None:
+                 skip: Optional[str] = None, skip_dim: Optional[int] = None, identity_gain: float = 1e-2) -> None:
         super().__init__()
         if skip not in SKIP_MODES:
             raise UserError(f"unknown skip mode {skip!r}: use None, 'identity' or 'parametric'")
@@ -97,6 +101,9 @@ class SpatioTemporalBlock(nn.Module):
             self.attn = WindowAttention(dim, num_heads, self.window, qkv_bias)
         elif skip == "identity":
             self.norm1 = nn.LayerNorm(dim)  # the tokens that the reused probabilities mix
+            # a per-channel gain (no token or channel mixing), small at init as the projected branches are:
+            # without it the unprojected mixture of normed tokens starts as a large residual and training stalls
+            self.ls1 = LayerScale(dim, init_values=identity_gain)
         else:
             skip_dim = skip_dim or dim
             self.skip_fn = build_skip_fn(skip, skip_dim)
@@ -143,7 +150,7 @@ class SpatioTemporalBlock(nn.Module):
         elif reuse is None:
             raise UserError("a SkipAt decoder block needs the encoder's attention: pass reuse=")
         elif self.skip == "identity":
-            rec = AttnRecord(self.reuse_probs(self.norm1(x), thw, reuse), reuse.probs, reuse.shift)
+            rec = AttnRecord(self.ls1(self.reuse_probs(self.norm1(x), thw, reuse)), reuse.probs, reuse.shift)
         else:
             T, H, W = thw
             a = self.skip_fn(reuse.out.reshape(B * T, H * W, -1), (H, W))  # Phi per frame
@@ -230,6 +237,9 @@ class VideoUformer(nn.Module):
             in_dim = 2 * d
         self.output_proj = nn.Conv3d(2 * C, in_chans, 3, padding=1)
         self.apply(Uformer._init_weights)
+        with torch.no_grad():  # start close to the identity map (output ~ input): a 10x smaller output conv
+            self.output_proj.weight.mul_(0.1)
+            self.output_proj.bias.zero_()
 
     @property
     def size_multiple(self) -> int:

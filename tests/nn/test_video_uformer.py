@@ -78,9 +78,13 @@ def test_odd_sizes_keep_shape(skip_mode, size):
 
 def test_identity_skipat_decoder_owns_no_attention_and_reuses_the_encoder_probabilities_exactly():
     m = tiny(skip_mode="identity", depths=(2, 1, 2)).eval()  # two blocks per level: shifted and not
+    for blk in m.decoders[0].blocks:
+        torch.nn.init.normal_(blk.ls1.gamma)  # any per-channel gain
     names = [n for n, _ in m.decoders.named_parameters()]
     assert not any(k in n for n in names for k in ("qkv", "proj.", "relative_position", "attn"))
     assert all(not hasattr(b, "attn") for b in m.decoders[0].blocks)
+    owned = {n.split(".")[0] for n, _ in m.decoders[0].blocks[0].named_parameters()}
+    assert owned == {"pos_embed", "norm1", "ls1", "norm2", "mlp"}  # a gain, no projection
     assert any("qkv" in n for n, _ in m.encoders.named_parameters())
     seen = {}
     for i in range(2):
@@ -104,7 +108,7 @@ def test_identity_skipat_decoder_owns_no_attention_and_reuses_the_encoder_probab
         mixed = (enc.probs @ win.view(-1, 32, h, 16 // h).transpose(1, 2)).transpose(1, 2).reshape(-1, 32, 16)
         back = mixed.view(1, Tp // 2, Hp // 4, Wp // 4, 2, 4, 4, 16).permute(0, 1, 4, 2, 5, 3, 6, 7)
         back = torch.roll(back.reshape(1, Tp, Hp, Wp, 16), enc.shift, dims=(1, 2, 3))[:, :T, :H, :W]
-        torch.testing.assert_close(dec.out, back.reshape(1, -1, 16))
+        torch.testing.assert_close(dec.out, blk.ls1(back.reshape(1, -1, 16)))
 
 
 def test_parametric_skipat_decoder_applies_phi_per_frame_to_the_encoder_output():
