@@ -16,6 +16,7 @@ from mmcv.transforms import BaseTransform
 from mmengine.dataset import BaseDataset
 from mmengine.structures import BaseDataElement
 
+from ..errors import DataError, UserError
 from ..registry import DATASETS, TRANSFORMS
 
 IMG_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -54,7 +55,7 @@ def folder_pairs(noisy_dir: str, gt_dir: str) -> list[tuple[str, str]]:
     gt = {os.path.splitext(os.path.basename(p))[0]: p for p in list_images(gt_dir)}
     if noisy.keys() != gt.keys():
         only_n, only_g = sorted(noisy.keys() - gt.keys()), sorted(gt.keys() - noisy.keys())
-        raise ValueError(f"unpaired files: {only_n[:5]} only in {noisy_dir}, {only_g[:5]} only in {gt_dir}: "
+        raise DataError(f"unpaired files: {only_n[:5]} only in {noisy_dir}, {only_g[:5]} only in {gt_dir}: "
                          "every noisy image needs a ground truth with the same file name")
     return [(noisy[k], gt[k]) for k in sorted(noisy)]
 
@@ -75,7 +76,7 @@ class DenoisePairDataset(BaseDataset):
     def __init__(self, data_root: str, layout: str = "auto", subdir: str = "", noisy_dir: str = "noisy",
                  gt_dir: str = "gt", **kwargs) -> None:
         if layout not in ("auto", "sidd", "folders"):
-            raise ValueError(f"unknown layout {layout!r}: use 'auto', 'sidd' or 'folders'")
+            raise UserError(f"unknown layout {layout!r}: use 'auto', 'sidd' or 'folders'")
         self.layout, self.subdir, self.noisy_dir, self.gt_dir = layout, subdir, noisy_dir, gt_dir
         super().__init__(data_root=data_root, **kwargs)
 
@@ -113,11 +114,11 @@ class SIDDValMatDataset(BaseDataset):
         try:
             mat = scipy.io.loadmat(path)
         except Exception as e:  # scipy raises several types for corrupt files
-            raise ValueError(f"cannot read {path!r} as a MATLAB .mat file ({type(e).__name__}: {e})") from e
+            raise DataError(f"cannot read {path!r} as a MATLAB .mat file ({type(e).__name__}: {e})") from e
         keys = [k for k in mat if not k.startswith("__")]
         arr = next((mat[k] for k in keys if isinstance(mat[k], np.ndarray) and mat[k].ndim >= 4), None)
         if arr is None or arr.shape[-1] != 3:
-            raise ValueError(f"{path!r} holds no [..., H, W, 3] image blocks (keys {keys}): expected SIDD's "
+            raise DataError(f"{path!r} holds no [..., H, W, 3] image blocks (keys {keys}): expected SIDD's "
                              "ValidationNoisyBlocksSrgb/ValidationGtBlocksSrgb")
         if arr.dtype != np.uint8:
             arr = np.clip(np.round(arr * (255.0 if arr.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
@@ -127,7 +128,7 @@ class SIDDValMatDataset(BaseDataset):
         self._noisy = self._load(os.path.join(self.data_root, self.noisy_mat))
         self._gt = self._load(os.path.join(self.data_root, self.gt_mat))
         if self._noisy.shape != self._gt.shape:
-            raise ValueError(f"noisy blocks {self._noisy.shape} and ground-truth blocks {self._gt.shape} differ")
+            raise DataError(f"noisy blocks {self._noisy.shape} and ground-truth blocks {self._gt.shape} differ")
         return [dict(block=i, img_path=f"{self.noisy_mat}#{i}") for i in range(len(self._noisy))]
 
     def get_data_info(self, idx: int) -> dict:
@@ -168,7 +169,7 @@ class LoadImagePair(BaseTransform):
             noisy = read_rgb(results["noisy_path"])
         if noisy is not None:
             if noisy.shape != results["gt"].shape:
-                raise ValueError(f"noisy {noisy.shape} and ground truth {results['gt'].shape} differ: "
+                raise DataError(f"noisy {noisy.shape} and ground truth {results['gt'].shape} differ: "
                                  f"{results.get('noisy_path', '')} / {results.get('gt_path', '')}")
             results["img"] = noisy
         results.setdefault("img_path", results.get("noisy_path") or results.get("gt_path"))
@@ -193,11 +194,11 @@ class AddSyntheticNoise(BaseTransform):
     def __init__(self, mode: str = "gaussian", sigma: float = 25.0, a: float = 0.01, b: float = 0.02,
                  clip: bool = True, quantize: bool = True) -> None:
         if mode not in ("gaussian", "poisson_gaussian"):
-            raise ValueError(f"unknown noise mode {mode!r}: use 'gaussian' or 'poisson_gaussian'")
+            raise UserError(f"unknown noise mode {mode!r}: use 'gaussian' or 'poisson_gaussian'")
         if sigma < 0 or a <= 0 or b < 0:
-            raise ValueError(f"noise levels must be non-negative (a > 0): sigma={sigma}, a={a}, b={b}")
+            raise UserError(f"noise levels must be non-negative (a > 0): sigma={sigma}, a={a}, b={b}")
         if quantize and not clip:
-            raise ValueError("AddSyntheticNoise(quantize=True) needs clip=True: uint8 holds 0..255 only")
+            raise UserError("AddSyntheticNoise(quantize=True) needs clip=True: uint8 holds 0..255 only")
         self.mode, self.sigma, self.a, self.b = mode, sigma, a, b
         self.clip, self.quantize = clip, quantize
 
@@ -233,7 +234,7 @@ class PairedRandomCrop(BaseTransform):
         H, W = _frame_hw(results["gt"])
         ch, cw = self.crop
         if H < ch or W < cw:
-            raise ValueError(f"image {H}x{W} ({results.get('img_path')}) is smaller than the crop {ch}x{cw}: "
+            raise DataError(f"image {H}x{W} ({results.get('img_path')}) is smaller than the crop {ch}x{cw}: "
                              "lower crop_size")
         top, left = np.random.randint(0, H - ch + 1), np.random.randint(0, W - cw + 1)
         for k in ("img", "gt"):
@@ -253,7 +254,7 @@ class PairedRandomFlip(BaseTransform):
     def __init__(self, prob: float = 0.5, directions: Sequence[str] = ("horizontal", "vertical", "diagonal")) -> None:
         bad = set(directions) - set(self.DIRECTIONS)
         if bad:
-            raise ValueError(f"unknown flip directions {sorted(bad)}: use {', '.join(self.DIRECTIONS)}")
+            raise UserError(f"unknown flip directions {sorted(bad)}: use {', '.join(self.DIRECTIONS)}")
         self.prob, self.directions = prob, tuple(directions)
 
     @staticmethod
@@ -265,7 +266,7 @@ class PairedRandomFlip(BaseTransform):
         if direction == "diagonal":
             return np.swapaxes(im, -3, -2)
         if im.ndim != 4:
-            raise ValueError(f"a temporal flip needs frames [T, H, W, C], got shape {im.shape}")
+            raise UserError(f"a temporal flip needs frames [T, H, W, C], got shape {im.shape}")
         return im[::-1]
 
     def transform(self, results: dict) -> dict:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
+from ..errors import DataError
 from ..registry import METRICS
 
 
@@ -26,10 +27,10 @@ def to_uint8_chw(img: Any) -> Tensor:
     """A [3, H, W] tensor (float in [0, 1] or uint8) or [H, W, 3] uint8 array -> float64 [C, H, W] in 0..255."""
     if isinstance(img, np.ndarray):
         if img.ndim != 3:
-            raise ValueError(f"expected an [H, W, C] array, got shape {img.shape}")
+            raise DataError(f"expected an [H, W, C] array, got shape {img.shape}")
         img = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)
     if not isinstance(img, Tensor) or img.ndim != 3:
-        raise ValueError(f"expected a [C, H, W] tensor, got {type(img).__name__} {getattr(img, 'shape', '')}")
+        raise DataError(f"expected a [C, H, W] tensor, got {type(img).__name__} {getattr(img, 'shape', '')}")
     if img.dtype == torch.uint8:
         return img.double()
     return (img.detach().double().clamp(0, 1) * 255.0).round()
@@ -59,7 +60,7 @@ def ssim(pred: Any, gt: Any, crop_border: int = 0, win_size: int = 11, sigma: fl
     if crop_border:
         a, b = a[:, crop_border:-crop_border, crop_border:-crop_border], b[:, crop_border:-crop_border, crop_border:-crop_border]
     if min(a.shape[-2:]) < win_size:
-        raise ValueError(f"SSIM needs images of at least {win_size}x{win_size} pixels, got {tuple(a.shape[-2:])}")
+        raise DataError(f"SSIM needs images of at least {win_size}x{win_size} pixels, got {tuple(a.shape[-2:])}")
     g = gaussian_kernel(win_size, sigma)
     C = a.shape[0]
     kh, kw = g.view(1, 1, -1, 1).repeat(C, 1, 1, 1), g.view(1, 1, 1, -1).repeat(C, 1, 1, 1)
@@ -78,7 +79,7 @@ def ssim(pred: Any, gt: Any, crop_border: int = 0, win_size: int = 11, sigma: fl
 
 def _check_pair(a: Tensor, b: Tensor) -> None:
     if a.shape != b.shape:
-        raise ValueError(f"prediction {tuple(a.shape)} and ground truth {tuple(b.shape)} differ in shape")
+        raise DataError(f"prediction {tuple(a.shape)} and ground truth {tuple(b.shape)} differ in shape")
 
 
 def sequence_score(score: Callable[..., float], pred: Any, gt: Any, **kw) -> float:
@@ -87,7 +88,7 @@ def sequence_score(score: Callable[..., float], pred: Any, gt: Any, **kw) -> flo
     if getattr(pred, "ndim", 0) != 4:
         return score(pred, gt, **kw)
     if len(pred) != len(gt) or len(pred) == 0:
-        raise ValueError(f"prediction has {len(pred)} frames, ground truth {len(gt)}: they must match")
+        raise DataError(f"prediction has {len(pred)} frames, ground truth {len(gt)}: they must match")
     return float(np.mean([score(p, g, **kw) for p, g in zip(pred, gt)]))
 
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 from torch import Tensor, nn
 
+from ..errors import UserError
 from .skip_attention import build_skip_fn
 from .window_attention import (WindowAttention, grid_to_windows, relative_position_index,  # noqa: F401
                                window_attn_mask, window_partition, window_reverse, windows_to_grid)
@@ -102,11 +103,11 @@ class LeWinBlock(nn.Module):
     def forward(self, x: Tensor, hw: HW, reuse: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """x: [B, H*W, C] -> (x, attention output [B, H*W, C]); SkipAt blocks need ``reuse`` [B, H*W, skip_dim]."""
         if x.shape[1] != hw[0] * hw[1]:
-            raise ValueError(f"LeWinBlock got {x.shape[1]} tokens for a {hw[0]}x{hw[1]} grid")
+            raise UserError(f"LeWinBlock got {x.shape[1]} tokens for a {hw[0]}x{hw[1]} grid")
         if self.skip is None:
             a = self.window_attention(self.norm1(x), hw)
         elif reuse is None:
-            raise ValueError("a SkipAt LeWinBlock needs the encoder's attention output: pass reuse=")
+            raise UserError("a SkipAt LeWinBlock needs the encoder's attention output: pass reuse=")
         else:
             a = self.lift(self.skip_fn(reuse, hw))
         x = x + self.drop_path(a)
@@ -184,13 +185,13 @@ class Uformer(nn.Module):
                  pad_mode: str = "reflect") -> None:
         super().__init__()
         if len(depths) % 2 == 0 or len(depths) < 3:
-            raise ValueError(f"depths must have 2L+1 entries (L encoder levels, bottleneck, L decoder), got {depths}")
+            raise UserError(f"depths must have 2L+1 entries (L encoder levels, bottleneck, L decoder), got {depths}")
         if skip_mode not in (None, "parametric", "identity"):
-            raise ValueError(f"unknown skip_mode {skip_mode!r}: use None, 'parametric' or 'identity'")
+            raise UserError(f"unknown skip_mode {skip_mode!r}: use None, 'parametric' or 'identity'")
         L = len(depths) // 2
         num_heads = list(num_heads or [2**i for i in range(L + 1)] + [2 ** (L - k) for k in range(L)])
         if len(num_heads) != len(depths):
-            raise ValueError(f"num_heads {num_heads} must have as many entries as depths {list(depths)}")
+            raise UserError(f"num_heads {num_heads} must have as many entries as depths {list(depths)}")
         self.num_levels, self.embed_dim, self.skip_mode, self.pad_mode = L, embed_dim, skip_mode, pad_mode
         self.depths = tuple(depths)
         C = embed_dim
@@ -261,12 +262,12 @@ class Uformer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Noisy image [B, 3, H, W] in [0, 1] -> restored image [B, 3, H, W] (input + residual)."""
         if x.ndim != 4:
-            raise ValueError(f"Uformer expects images [B, C, H, W], got shape {tuple(x.shape)}")
+            raise UserError(f"Uformer expects images [B, C, H, W], got shape {tuple(x.shape)}")
         return x + self.residual(x)
 
 
 def create_uformer(name: str, **overrides) -> Uformer:
     """Build a preset of ``UFORMER_PRESETS`` (``'T'``, ``'S'``, ``'B'``) with keyword overrides."""
     if name not in UFORMER_PRESETS:
-        raise ValueError(f"unknown Uformer preset {name!r}: use one of {sorted(UFORMER_PRESETS)}")
+        raise UserError(f"unknown Uformer preset {name!r}: use one of {sorted(UFORMER_PRESETS)}")
     return Uformer(**{**UFORMER_PRESETS[name], **overrides})

@@ -59,7 +59,7 @@ class Restorer(BaseModel):
         super().__init__(data_preprocessor=data_preprocessor or dict(type="dense_adapters.RestorerDataPreprocessor"),
                          init_cfg=init_cfg)
         if (generator is None) == (backbone is None or head is None):
-            raise ValueError("Restorer needs either generator=... or both backbone=... and head=...")
+            raise UserError("Restorer needs either generator=... or both backbone=... and head=...")
         self.generator = MODELS.build(generator) if generator is not None else None
         self.backbone = MODELS.build(backbone) if backbone is not None else None
         self.head = MODELS.build(head) if head is not None else None
@@ -95,11 +95,11 @@ class Restorer(BaseModel):
         if mode == "tensor":
             return self.restore(inputs)
         if data_samples is None:
-            raise ValueError(f"Restorer mode {mode!r} needs data_samples with gt_img")
+            raise UserError(f"Restorer mode {mode!r} needs data_samples with gt_img")
         if mode == "loss":
             gt = torch.stack([s.gt_img for s in data_samples]).to(inputs.device).float() / 255.0
             if gt.shape != inputs.shape:
-                raise ValueError(f"training batch {tuple(inputs.shape)} and ground truth {tuple(gt.shape)} differ: "
+                raise UserError(f"training batch {tuple(inputs.shape)} and ground truth {tuple(gt.shape)} differ: "
                                  "crop training pairs to one size (PairedRandomCrop)")
             return {"loss": self.loss_fn(self.restore(inputs), gt)}
         if mode == "predict":
@@ -110,4 +110,4 @@ class Restorer(BaseModel):
                 s.pred_img = p[..., :h, :w].detach()
                 out.append(s)
             return out
-        raise ValueError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")
+        raise UserError(f"unknown mode {mode!r}: use 'loss', 'predict' or 'tensor'")

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from ...nn.uformer import UFORMER_PRESETS
 from ...nn.uformer import Uformer as CoreUformer
+from ...errors import UserError
 from ...registry import MODELS
 
 
@@ -19,7 +20,7 @@ class Uformer(BaseModule):
     def __init__(self, preset: Optional[str] = None, init_cfg: Optional[dict] = None, **kwargs) -> None:
         super().__init__(init_cfg=init_cfg)
         if preset is not None and preset not in UFORMER_PRESETS:
-            raise ValueError(f"unknown Uformer preset {preset!r}: use one of {sorted(UFORMER_PRESETS)}")
+            raise UserError(f"unknown Uformer preset {preset!r}: use one of {sorted(UFORMER_PRESETS)}")
         self.net = CoreUformer(**{**(UFORMER_PRESETS[preset] if preset else {}), **kwargs})
 
     def init_weights(self) -> None:
