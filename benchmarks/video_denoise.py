@@ -9,15 +9,14 @@
 2. ``speed``: CPU forward time (batch 1, ``torch.no_grad``, ``--threads``) at ``--time-size``; the models run
    interleaved round by round in one process, so background load hits them alike; median per model and the
    throughput ratio to the plain model.
-3. ``train``: the same tiny VideoUformer (``--train-arch``) trained ``--train-iters`` iterations on the video
-   sample through mmengine's Runner with ``configs/davis_video_denoise_s[_skipat].py`` (seed 0, same data
-   order), then whole held-out sequences scored (PSNR/SSIM per frame, averaged per sequence, then over
-   sequences) next to the noisy input's.
+3. ``train``: the tiny VideoUformer of ``configs/video-uformer-tiny[-skipat]_1xb4-200_video-sample-*.py`` (and
+   the SkipAt config with ``skip_mode='parametric'``) trained ``--train-iters`` iterations on the video sample
+   through mmengine's Runner (seed 0, same data order), then the whole held-out sequences scored (PSNR/SSIM per
+   frame, averaged per sequence, then over sequences) next to the noisy input's.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
@@ -26,8 +25,9 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODES = (("plain", None), ("SkipAt identity", "identity"), ("SkipAt parametric", "parametric"))
-CONFIGS = {None: "davis_video_denoise_s.py", "identity": "davis_video_denoise_s_skipat.py",
-           "parametric": "davis_video_denoise_s_skipat.py"}
+SAMPLE_PLAIN = "video-uformer-tiny_1xb4-200_video-sample-sigma30-3x32x32.py"
+SAMPLE_SKIPAT = "video-uformer-tiny-skipat_1xb4-200_video-sample-sigma30-3x32x32.py"
+CONFIGS = {None: SAMPLE_PLAIN, "identity": SAMPLE_SKIPAT, "parametric": SAMPLE_SKIPAT}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,10 +39,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5, help="timing rounds (each runs every model once)")
     p.add_argument("--sample", help="video sample root (default: made in a temporary folder)")
-    p.add_argument("--train-iters", type=int, default=200)
-    p.add_argument("--train-arch", default='{"embed_dim": 8, "depths": [1, 1, 1], "win_size": [2, 4, 4]}',
-                   help="JSON keywords of the tiny VideoUformer trained on the sample")
-    p.add_argument("--train-clip", type=int, nargs=2, default=(3, 32), metavar=("T", "CROP"))
+    p.add_argument("--train-iters", type=int, default=200, help="iterations (the sample configs' schedule: 200)")
     p.add_argument("--out-md", help="also write the tables to this Markdown file")
     return p.parse_args(argv)
 
@@ -115,27 +112,16 @@ def train_once(cfg_name: str, mode, sample: str, work_dir: str, args) -> dict:
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    T, crop = args.train_clip
     cfg = Config.fromfile(osp.join(ROOT, "configs", cfg_name))
-    arch = json.loads(args.train_arch)
+    n = args.train_iters
     cfg.merge_from_dict({
-        "work_dir": work_dir,
-        "model.generator": dict(type="dense_adapters.VideoUformer", preset=None, drop_path_rate=0.0, skip_mode=mode,
-                                clip_len=T, clip_overlap=1, **arch),
-        "optim_wrapper.optimizer.lr": 5e-3,
-        "param_scheduler": [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=5),
-                            dict(type="CosineAnnealingLR", eta_min=1e-5, by_epoch=False, begin=5,
-                                 end=args.train_iters)],
-        "train_cfg.max_iters": args.train_iters, "train_cfg.val_interval": args.train_iters,
-        "default_hooks.checkpoint.interval": 10 * args.train_iters, "default_hooks.checkpoint.save_last": False,
-        "default_hooks.checkpoint.save_best": None, "default_hooks.logger.interval": 50, "randomness.seed": 0,
+        "work_dir": work_dir, "model.generator.skip_mode": mode,
+        "param_scheduler.1.end": n, "train_cfg.max_iters": n, "train_cfg.val_interval": n,
+        "default_hooks.checkpoint.interval": 10 * n, "default_hooks.checkpoint.save_last": False,
+        "default_hooks.checkpoint.save_best": None, "default_hooks.logger.interval": 50,
     })
     for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[name].update(num_workers=0, persistent_workers=False)
         cfg[name].dataset.data_root = sample
-    cfg.train_dataloader.update(batch_size=4)
-    cfg.train_dataloader.dataset.num_frames = T
-    cfg.train_dataloader.dataset.pipeline[1].crop_size = crop
     runner = Runner.from_cfg(cfg)
     t = time.perf_counter()
     runner.train()
@@ -154,7 +140,7 @@ def noisy_scores(sample: str) -> tuple[float, float]:
 
     cfg = Config.fromfile(osp.join(ROOT, "configs", CONFIGS[None]))
     ds = VideoFramesDataset(data_root=sample, split="val", whole_sequences=True, seed=0, test_mode=True,
-                            max_frames=cfg.val_dataloader.dataset.max_frames, pipeline=cfg.val_dataloader.dataset.pipeline)
+                            pipeline=cfg.val_dataloader.dataset.pipeline)
     items = [ds[i] for i in range(len(ds))]
     return tuple(float(np.mean([sequence_score(f, it["inputs"] / 255.0, it["data_samples"].gt_img) for it in items]))
                  for f in (psnr, ssim))
@@ -177,9 +163,8 @@ def train_table(args) -> str:
         rows.append(f"| tiny VideoUformer {name} | {r['params'] / 1e3:.1f} k | **{r['PSNR']:.2f} dB** | "
                     f"{r['SSIM']:.4f} | {r['seconds']:.0f} s |")
         print(rows[-1], flush=True)
-    T, crop = args.train_clip
-    head = (f"{args.train_iters} iterations each, batch 4 clips of {T}x{crop}x{crop}, AdamW lr 5e-3 (cosine), seed 0; "
-            f"arch {args.train_arch}; held out: the sample's val sequences, whole, fixed noise.\n\n"
+    head = (f"{args.train_iters} iterations each (configs/{SAMPLE_PLAIN}, its -skipat twin, and that with "
+            "skip_mode='parametric'), seed 0; held out: the sample's 2 val sequences, whole, fixed noise.\n\n"
             "| model | params | val PSNR | val SSIM | train time |\n|---|---|---|---|---|\n")
     return head + "\n".join(rows)
 

@@ -25,11 +25,21 @@ def mmseg_scope():
         yield
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run many small ops: a second intra-op thread only adds synchronisation (on a loaded 2-core
+    machine it made the short trainings ~10x slower in CPU time)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def video_sample(tmp_path_factory) -> str:
     from dense_adapters.datasets.samples.video import make_video_sample
 
-    return make_video_sample(str(tmp_path_factory.mktemp("video")), num_frames=8, size=(48, 64))
+    return make_video_sample(str(tmp_path_factory.mktemp("video")), num_frames=8)  # 128 x 208: DAVIS crops fit
 
 
 def clip_batch(shapes, seed=0, float_inputs=False):
@@ -75,48 +85,65 @@ def test_whole_sequences_run_in_overlapping_windows():
         MODELS.build(dict(type="dense_adapters.VideoUformer", preset="XL"))
 
 
-def run_short_training(cfg_name, sample, work_dir, skip_mode, iters=40):
+SAMPLE_CONFIGS = {None: "video-uformer-tiny_1xb4-200_video-sample-sigma30-3x32x32.py",
+                  "identity": "video-uformer-tiny-skipat_1xb4-200_video-sample-sigma30-3x32x32.py"}
+
+
+@pytest.mark.parametrize("cfg_name", ["davis_video_denoise_s.py", "davis_video_denoise_s_skipat.py"])
+def test_davis_configs_read_the_sample_with_only_the_data_root_changed(video_sample, cfg_name):
+    """The sample has DAVIS 2017's layout: the DAVIS configs' own pipelines give 7x128x128 training clips and
+    whole validation sequences from it when pointed at it, as with --data-root."""
+    from mmengine.config import Config
+
+    from dense_adapters.registry import DATASETS
+    from dense_adapters.runner_utils import set_data_root
+
+    cfg = Config.fromfile(os.path.join(ROOT, "configs", cfg_name))
+    set_data_root(cfg, video_sample)  # what tools/train.py --data-root does
+    train, val = DATASETS.build(cfg.train_dataloader.dataset), DATASETS.build(cfg.val_dataloader.dataset)
+    assert len(train) == 5 * (8 - 7 + 1) and len(val) == 2  # 5 train sequences of 8 frames; 2 val sequences
+    clip = train[0]
+    assert clip["inputs"].shape == (7, 3, 128, 128) and clip["inputs"].dtype == torch.float32
+    seq = val[1]
+    assert seq["inputs"].shape == (8, 3, 128, 208) and seq["data_samples"].sequence == "motorcycle-pan"
+
+
+def run_short_training(cfg_name, sample, work_dir, iters=60):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     cfg = Config.fromfile(os.path.join(ROOT, "configs", cfg_name))
-    assert cfg.model.generator.skip_mode == skip_mode  # the config's own SkipAt choice is what is trained
     cfg.merge_from_dict({
         "work_dir": str(work_dir),
-        "model.generator": {**TINY, "skip_mode": skip_mode},
-        "optim_wrapper.optimizer.lr": 5e-3,
-        "param_scheduler": [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=5)],
-        "train_cfg.max_iters": iters, "train_cfg.val_interval": 10 * iters,
+        "param_scheduler.1.end": iters, "train_cfg.max_iters": iters, "train_cfg.val_interval": iters,
         "default_hooks.checkpoint.interval": 10 * iters, "default_hooks.checkpoint.save_last": False,
-        "default_hooks.checkpoint.save_best": None, "default_hooks.logger.interval": 20,
+        "default_hooks.checkpoint.save_best": None,
     })
     for name in ("train_dataloader", "val_dataloader", "test_dataloader"):
-        cfg[name].update(num_workers=0, persistent_workers=False)
-        cfg[name].dataset.data_root = sample  # the sample has DAVIS's layout: only the root changes
-    cfg.train_dataloader.batch_size = 4
-    cfg.train_dataloader.dataset.num_frames = 3
-    cfg.train_dataloader.dataset.pipeline[1].crop_size = 32
+        cfg[name].dataset.data_root = sample
     runner = Runner.from_cfg(cfg)
     runner.train()  # validates once, at the last iteration, on the whole held-out sequences
     return {k.split("/")[-1]: v.current() for k, v in runner.message_hub.log_scalars.items() if k.startswith("val/")}
 
 
-@pytest.mark.parametrize("cfg_name,skip_mode", [("davis_video_denoise_s.py", None),
-                                                ("davis_video_denoise_s_skipat.py", "identity")])
-def test_short_cpu_training_beats_the_noisy_input(video_sample, tmp_path, cfg_name, skip_mode):
-    """A tiny VideoUformer (plain and SkipAt) trained 40 iterations on 3-frame 32 px clips of the sample's five
-    training sequences with fresh Gaussian noise (sigma 30) raises the PSNR of the two held-out sequences (whole,
-    fixed noise, scored per frame and averaged) clearly above the noisy input's."""
+@pytest.mark.parametrize("skip_mode", [None, "identity"])
+def test_short_cpu_training_beats_the_noisy_input(video_sample, tmp_path, skip_mode, one_thread):
+    """The tiny VideoUformer of the sample configs (plain and SkipAt identity) trained 60 iterations on 3-frame
+    32 px clips of the sample's five training sequences with fresh Gaussian noise (sigma 30) raises the PSNR of
+    the two held-out sequences (whole, fixed noise, scored per frame and averaged) clearly above the noisy
+    input's."""
     from mmengine.config import Config
 
     from dense_adapters.datasets.video import VideoFramesDataset
     from dense_adapters.evaluation.restoration import psnr, sequence_score
 
-    metrics = run_short_training(cfg_name, video_sample, tmp_path, skip_mode)
+    cfg_name = SAMPLE_CONFIGS[skip_mode]
     cfg = Config.fromfile(os.path.join(ROOT, "configs", cfg_name))
+    assert cfg.model.generator.skip_mode == skip_mode
+    metrics = run_short_training(cfg_name, video_sample, tmp_path)
     val = VideoFramesDataset(data_root=video_sample, split="val", whole_sequences=True, seed=0, test_mode=True,
                              pipeline=cfg.val_dataloader.dataset.pipeline)
     noisy = np.mean([sequence_score(psnr, val[i]["inputs"] / 255.0, val[i]["data_samples"].gt_img)
                      for i in range(len(val))])
     assert 17.5 < noisy < 20.5  # sigma 30 on the 0..255 scale
-    assert metrics["PSNR"] > noisy + 2.5, (metrics, noisy)
+    assert metrics["PSNR"] > noisy + 3.0, (metrics, noisy)
