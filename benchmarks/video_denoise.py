@@ -9,7 +9,7 @@
 2. ``speed``: CPU forward time (batch 1, ``torch.no_grad``, ``--threads``) at ``--time-size``; the models run
    interleaved round by round in one process, so background load hits them alike; median per model and the
    throughput ratio to the plain model.
-3. ``train``: the tiny VideoUformer of ``configs/video-uformer-tiny[-skipat]_1xb4-200_video-sample-*.py`` (and
+3. ``train``: the tiny VideoUformer of ``configs/video-uformer-tiny[-skipat]_1xb4-0.2k_video-sample-*.py`` (and
    the SkipAt config with ``skip_mode='parametric'``) trained ``--train-iters`` iterations on the video sample
    through mmengine's Runner (seed 0, same data order), then the whole held-out sequences scored (PSNR/SSIM per
    frame, averaged per sequence, then over sequences) next to the noisy input's.
@@ -25,8 +25,8 @@ import time
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MODES = (("plain", None), ("SkipAt identity", "identity"), ("SkipAt parametric", "parametric"))
-SAMPLE_PLAIN = "video-uformer-tiny_1xb4-200_video-sample-sigma30-3x32x32.py"
-SAMPLE_SKIPAT = "video-uformer-tiny-skipat_1xb4-200_video-sample-sigma30-3x32x32.py"
+SAMPLE_PLAIN = "video-uformer-tiny_1xb4-0.2k_video-sample-sigma30-t3-32x32.py"
+SAMPLE_SKIPAT = "video-uformer-tiny-skipat_1xb4-0.2k_video-sample-sigma30-t3-32x32.py"
 CONFIGS = {None: SAMPLE_PLAIN, "identity": SAMPLE_SKIPAT, "parametric": SAMPLE_SKIPAT}
 
 

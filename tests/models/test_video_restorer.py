@@ -85,8 +85,8 @@ def test_whole_sequences_run_in_overlapping_windows():
         MODELS.build(dict(type="dense_adapters.VideoUformer", preset="XL"))
 
 
-SAMPLE_CONFIGS = {None: "video-uformer-tiny_1xb4-200_video-sample-sigma30-3x32x32.py",
-                  "identity": "video-uformer-tiny-skipat_1xb4-200_video-sample-sigma30-3x32x32.py"}
+SAMPLE_CONFIGS = {None: "video-uformer-tiny_1xb4-0.2k_video-sample-sigma30-t3-32x32.py",
+                  "identity": "video-uformer-tiny-skipat_1xb4-0.2k_video-sample-sigma30-t3-32x32.py"}
 
 
 @pytest.mark.parametrize("cfg_name", ["davis_video_denoise_s.py", "davis_video_denoise_s_skipat.py"])

@@ -1,5 +1,5 @@
 # The embedded video sample (python tools/make_sample_data.py video data/samples), DAVIS 2017's layout and
-# protocol (see davis-sigma30-7x128x128.py) at CPU size: clips of 3 frames, 32x32 crops, batch 4; validation on
+# protocol (see davis-sigma30-t7-128x128.py) at CPU size: clips of 3 frames, 32x32 crops, batch 4; validation on
 # the 2 held-out sequences, whole (12 frames of 128x208), noise sigma 30 fixed per sequence.
 data_root = 'data/samples/video'
 num_frames = 3
