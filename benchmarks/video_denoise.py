@@ -150,7 +150,7 @@ def train_table(args) -> str:
     from mmengine.registry import DefaultScope
 
     from dense_adapters.datasets.samples.video import make_video_sample
-    from dense_adapters.registry import register_all_modules
+    from dense_adapters.utils import register_all_modules
 
     register_all_modules()
     tmp = tempfile.mkdtemp(prefix="video_bench_")

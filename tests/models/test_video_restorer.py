@@ -96,7 +96,7 @@ def test_davis_configs_read_the_sample_with_only_the_data_root_changed(video_sam
     from mmengine.config import Config
 
     from dense_adapters.registry import DATASETS
-    from dense_adapters.runner_utils import set_data_root
+    from dense_adapters.cli.runner import set_data_root
 
     cfg = Config.fromfile(os.path.join(ROOT, "configs", cfg_name))
     set_data_root(cfg, video_sample)  # what tools/train.py --data-root does

@@ -1,4 +1,4 @@
-"""Denoising whole videos outside the Runner (tools/denoise.py's video path): frames, strip, scores, errors."""
+"""tools/denoise.py on videos (dense_adapters.cli.denoise): frames, strip, scores, errors, the command line."""
 import os
 
 import numpy as np
@@ -8,11 +8,12 @@ from PIL import Image
 
 import dense_adapters.models  # noqa: F401  (registers)
 from dense_adapters.errors import DataError, UserError
-from dense_adapters.models.restorers.inference import (denoise_video, denoise_video_folder, is_video_restorer,
+from dense_adapters.cli.denoise import (denoise_video, denoise_video_folder, is_video_restorer,
                                                        video_strip)
 from dense_adapters.nn.video_uformer import restore_in_windows
 from dense_adapters.registry import MODELS
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = dict(type="dense_adapters.VideoUformer", embed_dim=8, depths=(1, 1, 1), win_size=(2, 4, 4),
             drop_path_rate=0.0, clip_len=3, clip_overlap=1)
 
@@ -97,3 +98,27 @@ def test_strip_of_float_frames():
     b = np.zeros((4, 2, 3, 3), np.uint8)
     s = video_strip([a, b], n=2)
     assert s.shape == (4, 6, 3) and s.dtype == np.uint8 and (s[:2] == 255).all() and (s[2:] == 0).all()
+
+
+def test_command_line(model, clips, tmp_path, capsys):
+    """dense-adapters-denoise with a video config and checkpoint: one folder of frames, then one error line."""
+    from dense_adapters.cli.denoise import main
+
+    cfg = os.path.join(ROOT, "configs", "video-uformer-tiny_1xb4-0.2k_video-sample-sigma30-t3-32x32.py")
+    ckpt = str(tmp_path / "tiny.pth")
+    torch.manual_seed(1)
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        net = MODELS.build(Config.fromfile(cfg).model)
+    torch.save({"state_dict": net.state_dict()}, ckpt)
+    out = tmp_path / "out"
+    args = ["--config", cfg, "--checkpoint", ckpt, "--device", "cpu"]
+    assert main([str(clips / "in" / "chelsea-zoom"), str(out), *args, "--add-noise", "30", "--strip-frames", "2"]) == 0
+    assert "chelsea-zoom (5 frames): PSNR" in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == [f"{i:05d}.png" for i in range(5)] + ["strip.png"]
+    assert np.array(Image.open(out / "strip.png")).shape == (3 * 24, 2 * 40, 3)
+    assert main([str(clips / "in" / "chelsea-zoom" / "00000.png"), str(out), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: a video model denoises a folder of frames")
