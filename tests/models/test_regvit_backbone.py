@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from dense_adapters.errors import CheckpointError
 from dense_adapters.registry import MODELS, register_all_modules
 
 register_all_modules()
@@ -38,7 +39,7 @@ def test_pretrained_init_cfg_converts_and_reports(tmp_path, caplog):
     dst.init_weights()
     assert torch.equal(dst.vit.blocks[1].attn.qkv.weight, src.vit.blocks[1].attn.qkv.weight)
     missing = MODELS.build(dict(TINY, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "none.pth"))))
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
         missing.init_weights()
 
 

@@ -1,10 +1,13 @@
 """Checkpoint conversion and loading: key names, reports, safe loading, clear errors."""
+import os
+
 import pytest
 import timm
 import torch
 
+from dense_adapters.errors import CheckpointError, CheckpointMismatch, UntrustedCheckpoint
 from dense_adapters.nn import RegViT, load_pretrained
-from dense_adapters.nn.convert import adapt_to_model, convert_deit3, detect_source, load_file
+from dense_adapters.nn.convert import adapt_to_model, cached_path, convert_deit3, detect_source, load_file
 
 TINY = dict(embed_dim=48, depth=2, num_heads=4)
 
@@ -29,21 +32,25 @@ def test_report_resize_and_skipped_attention(tmp_path):
     torch.save({"state_dict": {f"backbone.vit.{k}": v for k, v in src.state_dict().items()},
                 "meta": {"note": "segmentor checkpoint"}}, tmp_path / "seg.pth")
     dst = RegViT(img_size=98, patch_size=14, num_register_tokens=4, skip_layers=(1,), final_norm=False, **TINY)
-    report = load_pretrained(dst, str(tmp_path / "seg.pth"), source="native")
+    # the model has no final norm: the checkpoint's norm would go unused -> refused unless asked for
+    with pytest.raises(CheckpointMismatch, match=r"2 checkpoint tensors would go unused \(norm.weight, norm.bias\)"):
+        load_pretrained(dst, str(tmp_path / "seg.pth"), source="native")
+    report = load_pretrained(dst, str(tmp_path / "seg.pth"), source="native", partial=True)
+    assert report.partial and "[PARTIAL LOAD]" in str(report)
     assert report.resized == ["pos_embed (7, 7)"]
     assert len(report.skipped_attention) == 6  # norm1 w/b, qkv w/b, proj w/b of block 1
     assert report.unexpected == ["norm.weight", "norm.bias"]
-    assert report.missing and all(k.startswith("blocks.1.skip_fn.") for k in report.missing)  # Phi is new
+    assert not report.missing and report.new and all(k.startswith("blocks.1.skip_fn.") for k in report.new)  # Phi
     text = str(report)
     assert "unused (attention of SkipAt blocks): 6 tensors" in text and "unexpected (2)" in text
     assert torch.equal(dst.blocks[0].attn.qkv.weight, src.blocks[0].attn.qkv.weight)
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(CheckpointMismatch, match="unused"):
         load_pretrained(dst, str(tmp_path / "seg.pth"), source="native", strict=True)
 
 
 def test_register_count_and_architecture_mismatch_fail_in_one_line():
     sd = RegViT(img_size=56, patch_size=14, num_register_tokens=4, **TINY).state_dict()
-    with pytest.raises(ValueError, match="checkpoint has 4 register tokens but the model has 0: set "
+    with pytest.raises(CheckpointMismatch, match="checkpoint has 4 register tokens but the model has 0: set "
                                          "num_register_tokens=4"):
         adapt_to_model(sd, RegViT(img_size=56, patch_size=14, **TINY))
     sd = RegViT(img_size=56, patch_size=14, embed_dim=64, depth=2, num_heads=4).state_dict()
@@ -59,10 +66,10 @@ class Payload:  # a pickled object: loading it needs code execution
 def test_pickled_code_is_refused_unless_trusted(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"state_dict": {"w": torch.zeros(1)}, "obj": Payload()}, path)
-    with pytest.raises(RuntimeError, match="needs arbitrary code to unpickle, so it was refused"):
+    with pytest.raises(UntrustedCheckpoint, match="needs arbitrary code to unpickle .*Payload.*, so it was refused"):
         load_file(str(path))
     assert "obj" in load_file(str(path), trust_pickle=True)
-    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_file(str(tmp_path / "nope.pth"))
 
 
@@ -83,4 +90,5 @@ def test_url_checkpoints_are_downloaded_once_into_the_hub_cache(tmp_path, monkey
     dst = RegViT(img_size=56, patch_size=14, **TINY)
     load_pretrained(dst, (tmp_path / "remote.pth").as_uri(), source="native", strict=True)
     assert torch.equal(dst.pos_embed, src.pos_embed)
-    assert (tmp_path / "hub" / "checkpoints" / "remote.pth").is_file()
+    cached = cached_path((tmp_path / "remote.pth").as_uri())
+    assert cached.startswith(str(tmp_path / "hub" / "checkpoints")) and os.path.isfile(cached)

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from ...nn import PRESETS
 from ...nn import RegViT as CoreRegViT
+from ...errors import UserError
 from ...nn.convert import load_pretrained
 from ...registry import MODELS
 
@@ -25,8 +26,10 @@ class RegViT(BaseModule):
         output_cls_token: return ``[patch_map, cls]`` per level instead of the map alone.
         final_norm: apply the final LayerNorm to every returned level (as DINOv2's ``norm=True``).
         frozen: linear-probing mode: no gradients into the ViT, which stays in eval mode (norms, dropout).
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL, source='auto'|'dinov2'|'timm'|'deit3'|
-            'native')`` converts and loads a checkpoint and logs one summary of missing/unexpected keys.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL_OR_HF_FOLDER, source='auto'|<format>)``
+            converts and loads a checkpoint (formats: ``dense_adapters.nn.convert.FORMATS``) and logs one summary.
+            A load that would leave a backbone tensor uninitialised or a checkpoint tensor unused is refused in one
+            line unless ``partial=True`` (or ``strict=False``) is given; ``strict=True`` also refuses new tensors.
 
     Returns from ``forward``: a tuple with one entry per ``out_indices``: [B, C, h, w], or
     ``[[B, C, h, w], [B, C]]`` with ``output_cls_token``.
@@ -63,8 +66,13 @@ class RegViT(BaseModule):
     def init_weights(self) -> None:
         cfg = self.init_cfg
         if isinstance(cfg, dict) and cfg.get("type") == "Pretrained":
+            unknown = set(cfg) - {"type", "checkpoint", "source", "strict", "partial", "trust_pickle"}
+            if unknown:
+                raise UserError(f"init_cfg has unknown keys {sorted(unknown)}: use checkpoint, source, strict, "
+                                "partial, trust_pickle")
             report = load_pretrained(self.vit, cfg["checkpoint"], source=cfg.get("source", "auto"),
-                                     strict=cfg.get("strict", False), trust_pickle=cfg.get("trust_pickle", False))
+                                     strict=cfg.get("strict"), partial=bool(cfg.get("partial", False)),
+                                     trust_pickle=cfg.get("trust_pickle", False))
             print_log(f"RegViT: {report}", logger="current")
             self._is_init = True
             return
