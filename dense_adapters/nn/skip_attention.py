@@ -5,9 +5,9 @@ before it. Phi works on patch tokens laid out on their grid, so the grid's heigh
 """
 from __future__ import annotations
 
-import math
-
 from torch import Tensor, nn
+
+from ..errors import UserError
 
 
 class ECA(nn.Module):
@@ -49,7 +49,7 @@ class SkipAttention(nn.Module):
         B, N, _ = x.shape
         H, W = hw
         if H * W != N:
-            raise ValueError(f"SkipAttention got {N} tokens for a {H}x{W} grid: pass the patch grid's (H, W)")
+            raise UserError(f"SkipAttention got {N} tokens for a {H}x{W} grid: pass the patch grid's (H, W)")
         x = self.act1(self.fc1(x))
         x = x.transpose(1, 2).reshape(B, -1, H, W)  # [B, 2C, H, W]
         x = self.act2(self.dwconv(x))
@@ -70,10 +70,5 @@ def build_skip_fn(mode: str, dim: int) -> nn.Module:
         return SkipAttention(dim)
     if mode == "identity":
         return IdentitySkip()
-    raise ValueError(f"unknown skip mode {mode!r}: use 'parametric' or 'identity'")
+    raise UserError(f"unknown skip mode {mode!r}: use 'parametric' or 'identity'")
 
-
-def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
-    """ECA-Net's adaptive kernel size, odd, for callers that want it instead of the fixed 3."""
-    k = int(abs((math.log2(channels) + b) / gamma))
-    return k if k % 2 else k + 1

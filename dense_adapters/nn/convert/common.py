@@ -183,6 +183,15 @@ def rename(sd: StateDict, rules: Iterable[tuple[str, str]]) -> StateDict:
     return out
 
 
+def zero_bias_if_absent(sd: StateDict, weight_key: str) -> StateDict:
+    """A layer stored without bias computes what a zero bias computes: give it an explicit zero one (the loader drops
+    an all-zero bias again where the model has none), so bias-free sources fit models with and without a bias."""
+    bias_key = weight_key[: -len("weight")] + "bias"
+    if weight_key in sd and bias_key not in sd:
+        sd[bias_key] = torch.zeros(sd[weight_key].shape[0], dtype=sd[weight_key].dtype)
+    return sd
+
+
 def any_key(keys: Collection[str], pattern: str) -> bool:
     rx = re.compile(pattern)
     return any(rx.search(k) for k in keys)

@@ -190,8 +190,8 @@ def adapt_to_model(sd: StateDict, model: nn.Module, source: str = "converted",
             report.skipped_attention.append(k)
             del sd[k]
     for k in [k for k in sd if k not in own]:
-        if k.endswith(".attn.qkv.bias") and k[: -4] + "weight" in own and not bool(sd[k].any()):
-            report.drop(k, "all-zero qkv bias (this model has none)")
+        if k.endswith(".bias") and k[: -4] + "weight" in own and not bool(sd[k].any()):
+            report.drop(k, "all-zero bias of a layer that has none in this model")
             del sd[k]
             continue
         reason = droppable_reason(k)

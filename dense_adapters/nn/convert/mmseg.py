@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Collection
 
-from .common import StateDict, any_key, fold_prefix_pos, register_converter, require
+from .common import StateDict, any_key, fold_prefix_pos, register_converter, require, zero_bias_if_absent
 
 _BLOCK = [
     (r"ln1\.", "norm1."), (r"ln2\.", "norm2."),
@@ -36,6 +36,7 @@ def convert_mmseg(sd: StateDict) -> StateDict:
             k = re.sub(r"^patch_embed\.projection\.", "patch_embed.proj.", k)
             k = re.sub(r"^ln_pre\.", "norm_pre.", re.sub(r"^ln1\.", "norm.", k))
         out[k] = v
+    zero_bias_if_absent(out, "patch_embed.proj.weight")  # mmseg's default patch_bias=False
     return fold_prefix_pos(out, 1)  # mmseg's pos_embed always holds the cls entry (1 + h*w)
 
 

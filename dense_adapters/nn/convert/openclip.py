@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Collection
 
-from .common import StateDict, any_key, fold_prefix_pos, register_converter, require
+from .common import StateDict, any_key, fold_prefix_pos, register_converter, require, zero_bias_if_absent
 from .timm import convert_timm
 
 _BLOCK = [
@@ -24,7 +24,7 @@ _BLOCK = [
 
 
 def convert_openclip(sd: StateDict) -> StateDict:
-    """OpenCLIP / OpenAI CLIP image tower -> RegViT (needs ``patch_bias=False, norm_pre=True``: see the presets)."""
+    """OpenCLIP / OpenAI CLIP image tower -> RegViT (needs ``norm_pre=True``: see the ``openclip_*`` presets)."""
     if any(k.startswith("visual.trunk.") for k in sd):
         trunk = {k[len("visual.trunk."):]: v for k, v in sd.items() if k.startswith("visual.trunk.")}
         rest = {k: v for k, v in sd.items() if not k.startswith("visual.trunk.")}
@@ -55,6 +55,7 @@ def convert_openclip(sd: StateDict) -> StateDict:
         else:
             out[(visual + k) if k == "proj" else k] = v
     require(out, ("cls_token", "pos_embed", "patch_embed.proj.weight"), "OpenCLIP image tower")
+    zero_bias_if_absent(out, "patch_embed.proj.weight")  # conv1 has no bias
     return fold_prefix_pos(out, 1)
 
 
