@@ -357,7 +357,8 @@ class RegViT(nn.Module):
         if want & {"attn", "q", "k", "v"} and set(idx) & set(self.skip_layers):
             raise UserError(f"blocks {sorted(set(idx) & set(self.skip_layers))} are SkipAt blocks and compute "
                             "no attention: pick other indices")
-        x, hw = self.prepare_tokens(x, masks)
+        # masks only when given: subclasses (test-time registers) override prepare_tokens(x)
+        x, hw = self.prepare_tokens(x) if masks is None else self.prepare_tokens(x, masks=masks)
         rope = self.rope_tables(hw)
         res: dict = {k: [] for k in capture}
         res["hw"] = hw
