@@ -229,7 +229,7 @@ class RegViT(nn.Module):
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps) if final_norm else nn.Identity()
-        self.init_weights()
+        self._init_tokens_and_linears()  # the rest was just initialised by the layers' own constructors
 
     # ------------------------------------------------------------------ init
     @torch.no_grad()
@@ -238,6 +238,13 @@ class RegViT(nn.Module):
         truncated-normal linears and position embedding (std 0.02, zero biases), tiny cls/register init (as DINOv2),
         zero mask token, PyTorch's default init for convolutions (patch embedding, SkipAt), LayerNorm weight 1 / bias
         0, LayerScale ``init_values``, RoPE periods recomputed."""
+        self._init_tokens_and_linears()
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.LayerNorm, LayerScale, RopePositionEmbedding)):
+                m.reset_parameters()
+
+    @torch.no_grad()
+    def _init_tokens_and_linears(self) -> None:
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for t in (self.cls_token, self.reg_token):
@@ -250,8 +257,6 @@ class RegViT(nn.Module):
                 nn.init.trunc_normal_(m.weight, std=0.02)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-            elif isinstance(m, (nn.Conv1d, nn.Conv2d, nn.LayerNorm, LayerScale, RopePositionEmbedding)):
-                m.reset_parameters()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each block's activations in the backward pass instead of storing them (outputs and gradients
