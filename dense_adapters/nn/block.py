@@ -89,7 +89,7 @@ class Block(nn.Module):
         if skip is None:
             self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
             self.attn = Attention(dim, num_heads=num_heads, qkv_bias=qkv_bias, attn_drop=attn_drop,
-                                  proj_drop=proj_drop, fused=fused_attn, num_prefix_tokens=num_prefix_tokens)
+                                  proj_drop=proj_drop, fused=fused_attn)
         else:
             self.skip_fn = build_skip_fn(skip, dim)
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
@@ -113,7 +113,7 @@ class Block(nn.Module):
                    rope: Optional[RopeTables], qkv_out: Optional[list]) -> tuple[Tensor, Optional[Tensor]]:
         if self.skip is None:
             h = self.norm1(x)
-            qkv = self.attn.qkv_heads(h, rope)
+            qkv = self.attn.qkv_heads(h, rope, self.num_prefix_tokens)
             if qkv_out is not None:
                 qkv_out.extend(qkv)
             if return_attn:

@@ -72,3 +72,17 @@ def test_test_time_register_backbone_keeps_keys_and_outputs_shapes():
     tt.load_state_dict(plain.state_dict())
     x = torch.randn(1, 3, 42, 56)
     assert tt(x)[0].shape == plain(x)[0].shape == (1, 48, 3, 4)
+
+
+def test_with_cp_is_gradient_checkpointing_with_the_same_numbers():
+    plain = MODELS.build(dict(TINY, out_indices=(1, 2))).train()
+    cp = MODELS.build(dict(TINY, out_indices=(1, 2), with_cp=True)).train()
+    cp.load_state_dict(plain.state_dict())
+    assert cp.vit.grad_checkpointing and not plain.vit.grad_checkpointing
+    x = torch.randn(2, 3, 56, 42)
+    grads = []
+    for m in (plain, cp):
+        out = m(x)
+        sum(o.square().mean() for o in out).backward()
+        grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-8)

@@ -166,3 +166,54 @@ def test_bad_arguments_fail_clearly():
         RegViT(img_size=56, patch_size=14, skip_layers=(1,), **TINY).forward_blocks(torch.randn(1, 3, 56, 56), [1],
                                                                                     capture=("attn",))
     assert math.isfinite(float(RegViT(img_size=28, patch_size=14, **TINY)(torch.randn(1, 3, 28, 28)).sum()))
+
+
+@pytest.mark.parametrize("rope", [False, True])
+def test_gradient_checkpointing_gives_the_same_outputs_and_gradients(rope):
+    kw = dict(TINY, img_size=56, patch_size=14, num_register_tokens=2, init_values=0.5, drop_path_rate=0.3,
+              skip_layers=(2,), attn_drop_rate=0.1)
+    if rope:
+        kw.update(use_pos_embed=False, rope=True, rope_rescale_coords=2.0)  # random train-time RoPE too
+    plain = RegViT(**kw).train()
+    ckpt = RegViT(**kw, grad_checkpointing=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 42, 70)
+    outs, calls = [], {id(plain): 0, id(ckpt): 0}
+    for m in (plain, ckpt):
+        m.blocks[0].attn.qkv.register_forward_hook(lambda mod, a, o, m=m: calls.__setitem__(id(m), calls[id(m)] + 1))
+        torch.manual_seed(3)  # same dropout / drop-path / RoPE draws
+        out = m.forward_intermediates(x, indices=[1, 2])
+        sum(o.square().mean() for o in out).backward()
+        outs.append(out)
+    assert all(torch.equal(a, b) for a, b in zip(*outs))
+    assert calls[id(plain)] == 1 and calls[id(ckpt)] == 2  # the checkpointed block ran again in the backward
+    for (n, p), q in zip(plain.named_parameters(), ckpt.parameters()):
+        assert torch.allclose(p.grad, q.grad, rtol=1e-5, atol=1e-7), n
+    ckpt.set_grad_checkpointing(False)
+    assert not ckpt.grad_checkpointing
+
+
+def test_meta_device_build_and_init_weights_leave_nothing_unset():
+    kw = dict(TINY, img_size=56, patch_size=14, num_register_tokens=4, init_values=1e-5, skip_layers=(1,),
+              mask_token=True, norm_pre=True, use_pos_embed=False, rope=True)
+    with torch.device("meta"):
+        m = RegViT(**kw)
+    m.to_empty(device="cpu")
+    with torch.no_grad():
+        for t in list(m.parameters()) + list(m.buffers()):
+            t.fill_(float("nan"))  # whatever to_empty left: garbage
+    m.init_weights()
+    bad = [n for n, t in list(m.named_parameters()) + list(m.named_buffers()) if not torch.isfinite(t).all()]
+    assert bad == []
+    assert torch.equal(m.blocks[0].norm1.weight, torch.ones(48)) and not m.blocks[0].norm1.bias.any()
+    assert torch.equal(m.blocks[0].ls1.gamma, torch.full((48,), 1e-5)) and not m.mask_token.any()
+    assert torch.equal(m.rope_embed.periods, RegViT(**kw).rope_embed.periods)
+    assert torch.isfinite(m(torch.randn(1, 3, 56, 56))).all()
+
+
+def test_capturing_qkv_projects_once():
+    m = RegViT(**TINY, img_size=56, patch_size=14).eval()
+    calls = []
+    m.blocks[2].attn.qkv.register_forward_hook(lambda *a: calls.append(1))
+    res = m.forward_blocks(torch.randn(1, 3, 56, 56), [2], capture=("q", "k", "v", "out", "attn"))
+    assert len(calls) == 1 and res["k"][0].shape == (1, 4, 17, 12)

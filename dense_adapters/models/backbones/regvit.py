@@ -26,6 +26,8 @@ class RegViT(BaseModule):
         output_cls_token: return ``[patch_map, cls]`` per level instead of the map alone.
         final_norm: apply the final LayerNorm to every returned level (as DINOv2's ``norm=True``).
         frozen: linear-probing mode: no gradients into the ViT, which stays in eval mode (norms, dropout).
+        with_cp: gradient checkpointing of every block (mmseg's name): the same outputs and gradients with the
+            activations of one block at a time in memory, for large models at high resolution.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL_OR_HF_FOLDER, source='auto'|<format>)``
             converts and loads a checkpoint (formats: ``dense_adapters.nn.convert.FORMATS``) and logs one summary.
             A load that would leave a backbone tensor uninitialised or a checkpoint tensor unused is refused in one
@@ -42,18 +44,20 @@ class RegViT(BaseModule):
         output_cls_token: bool = False,
         final_norm: bool = True,
         frozen: bool = False,
+        with_cp: bool = False,
         init_cfg: Optional[dict] = None,
         **vit_kwargs,
     ) -> None:
         super().__init__(init_cfg=init_cfg)
         if preset is not None and preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}: use one of {sorted(PRESETS)}")
+            raise UserError(f"unknown preset {preset!r}: use one of {', '.join(sorted(PRESETS))}")
         kwargs = {**(PRESETS[preset] if preset else {}), **vit_kwargs}
         self.vit = CoreRegViT(**kwargs)
+        self.vit.set_grad_checkpointing(with_cp)
         self.out_indices = [out_indices] if isinstance(out_indices, int) else list(out_indices)
         self.output_cls_token = output_cls_token
         if output_cls_token and not self.vit.has_class_token:
-            raise ValueError("output_cls_token=True needs a class token: set class_token=True")
+            raise UserError("output_cls_token=True needs a class token: set class_token=True")
         self.final_norm = final_norm
         self.frozen = frozen
         if frozen:

@@ -105,12 +105,12 @@ def _sniff(path: str) -> str:
         return "empty"
     if head[:4] == b"PK\x03\x04":
         return "zip"
-    if head[:1] == b"\x80":
-        return "pickle"
-    if len(head) >= 9:
+    if len(head) >= 9:  # before the pickle test: a header length may start with byte 0x80
         n = int.from_bytes(head[:8], "little")
         if 0 < n < 100_000_000 and head[8:9] == b"{":
             return "safetensors"
+    if head[:1] == b"\x80":
+        return "pickle"
     return "unknown"
 
 
