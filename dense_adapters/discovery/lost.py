@@ -18,8 +18,15 @@ spans ``[min, max + 1)`` patches. Ties in degree are broken here by the lowest p
 original's unstable ``argsort`` leaves them unspecified).
 
 Options for backbones other than DINO, as in the Registers paper's LOST experiments: ``center=True`` subtracts
-the per-image mean patch feature before the similarity, and ``bias`` is added to every similarity, moving the
-"positive correlation" threshold from 0 to ``-bias``. Both default to LOST's behaviour (off, 0).
+the per-image mean patch feature before the similarity, and ``bias`` is added to every similarity (the Gram
+matrix), moving the "positive correlation" threshold from 0 to ``-bias``: a number, or ``'mean'`` / ``'median'`` for
+minus the mean / median off-diagonal similarity of each image (a threshold at the image's typical similarity). Both
+default to LOST's behaviour (off, 0). :data:`SETTINGS` names the combinations used per backbone family.
+
+Degenerate images: when every patch has the same degree (e.g. DINOv2 keys, where every correlation is positive, so
+every degree is L - 1) the seed is arbitrary (the lowest index wins the tie: patch (0, 0)) and the box is
+meaningless, usually the whole image. ``LOSTOutput.degenerate`` flags it per image; ``seed_ties`` counts the patches
+that share the seed's degree.
 
 Prefix tokens (cls and registers) are removed through ``num_prefix_tokens`` only: slicing ``[:, 1:]`` would feed
 the registers to LOST as if they were patches (and break the grid reshape).
@@ -33,7 +40,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import UserError
+
 FEATURES = ("k", "q", "v", "out")
+BIAS_MODES = ("mean", "median")
+
+# Named settings (features, centring, Gram-matrix bias). 'lost': the paper's, for DINO ViT-S/16 keys.
+# 'registers-dinov2': the Registers paper ran LOST on DINOv2 keys with a constant added to the Gram matrix (see
+# docs/lost.md: the constant itself is not published in the sources we could read), so the bias here is minus the
+# image's mean off-diagonal similarity, which removes the all-positive degeneracy the same way.
+SETTINGS = {
+    "lost": dict(which="k", center=False, bias=0.0),
+    "registers-dinov2": dict(which="k", center=False, bias="mean"),
+    "centered": dict(which="k", center=True, bias=0.0),
+}
 
 
 @dataclass
@@ -49,6 +69,9 @@ class LOSTOutput:
     component: Tensor  # [B, h, w] bool: connected component of the mask containing the seed
     box: Tensor  # [B, 4] long: (x0, y0, x1, y1) in patch units, x1/y1 exclusive
     seed_in_mask: Tensor  # [B] bool: False only in degenerate cases (negative bias), box is then the seed patch
+    seed_ties: Tensor  # [B] long: patches with the seed's (lowest) degree, the seed included
+    degenerate: Tensor  # [B] bool: every patch has the same degree, so the seed is arbitrary
+    bias: Tensor  # [B] float: the bias added to the similarities
 
 
 # --------------------------------------------------------------------------------------------- features
@@ -63,10 +86,10 @@ def patch_tokens(tokens: Tensor, num_prefix_tokens: int, hw: Optional[tuple[int,
     if tokens.ndim == 4:
         tokens = heads_to_channels(tokens)
     if not 0 <= num_prefix_tokens < tokens.shape[1]:
-        raise ValueError(f"num_prefix_tokens={num_prefix_tokens} does not fit {tokens.shape[1]} tokens")
+        raise UserError(f"num_prefix_tokens={num_prefix_tokens} does not fit {tokens.shape[1]} tokens")
     out = tokens[:, num_prefix_tokens:]
     if hw is not None and out.shape[1] != hw[0] * hw[1]:
-        raise ValueError(f"{out.shape[1]} patch tokens after removing {num_prefix_tokens} prefix tokens, but the "
+        raise UserError(f"{out.shape[1]} patch tokens after removing {num_prefix_tokens} prefix tokens, but the "
                          f"grid is {hw[0]}x{hw[1]}: num_prefix_tokens must count cls AND register tokens")
     return out
 
@@ -79,21 +102,38 @@ def extract_features(vit: nn.Module, images: Tensor, which: str = "k", block: in
     ``'out'`` (the block's output tokens, before the final norm). Returns ([B, h*w, C], (h, w)).
     """
     if which not in FEATURES:
-        raise ValueError(f"unknown features {which!r}: use one of {FEATURES}")
+        raise UserError(f"unknown features {which!r}: use one of {FEATURES}")
     vit = getattr(vit, "vit", vit)
     if not hasattr(vit, "forward_blocks"):
-        raise TypeError(f"{type(vit).__name__} has no forward_blocks: LOST needs a dense_adapters RegViT")
+        raise UserError(f"{type(vit).__name__} has no forward_blocks: LOST needs a dense_adapters RegViT")
     res = vit.forward_blocks(images, [block], capture=(which,))
     return patch_tokens(res[which][0], vit.num_prefix_tokens, res["hw"]), tuple(res["hw"])
 
 
 # ------------------------------------------------------------------------------------------------ steps
-def similarity(feats: Tensor, center: bool = False, bias: float = 0.0) -> Tensor:
-    """Patch-patch similarity ``F F^T (+ bias)``: [B, L, C] -> [B, L, L] in float32."""
+def gram_bias(A: Tensor, bias: Union[float, str]) -> Tensor:
+    """The per-image bias [B] for a similarity matrix [B, L, L]: a constant, or minus the mean / median off-diagonal
+    similarity (``'mean'`` / ``'median'``)."""
+    B, L, _ = A.shape
+    if not isinstance(bias, str):
+        return torch.full((B,), float(bias), device=A.device)
+    if bias not in BIAS_MODES:
+        raise UserError(f"unknown LOST bias {bias!r}: give a number or one of {BIAS_MODES}")
+    off = A.masked_select(~torch.eye(L, dtype=torch.bool, device=A.device)).view(B, L * (L - 1)) if L > 1 else A
+    return -(off.mean(1) if bias == "mean" else off.median(1).values)
+
+
+def similarity(feats: Tensor, center: bool = False, bias: Union[float, str, Tensor] = 0.0) -> Tensor:
+    """Patch-patch similarity ``F F^T (+ bias)``: [B, L, C] -> [B, L, L] in float32 (``bias``: a number, 'mean',
+    'median' (see :func:`gram_bias`) or a per-image tensor [B])."""
     f = feats.float()
     if center:
         f = f - f.mean(dim=1, keepdim=True)
     A = f @ f.transpose(1, 2)
+    if isinstance(bias, Tensor):
+        return A + bias.view(-1, 1, 1)
+    if isinstance(bias, str):
+        return A + gram_bias(A, bias).view(-1, 1, 1)
     return A + bias if bias else A
 
 
@@ -141,20 +181,29 @@ def mask_box(comp: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------------------------- LOST
 def lost(feats: Tensor, hw: tuple[int, int], k_patches: int = 100, center: bool = False,
-         bias: float = 0.0) -> LOSTOutput:
-    """Run LOST on patch features ``feats`` [B, L, C] (prefix tokens already removed) of an (h, w) grid."""
+         bias: Union[float, str] = 0.0) -> LOSTOutput:
+    """Run LOST on patch features ``feats`` [B, L, C] (prefix tokens already removed) of an (h, w) grid.
+
+    ``bias``: added to every similarity: a number, or ``'mean'`` / ``'median'`` (per image, see :func:`gram_bias`).
+    """
     h, w = int(hw[0]), int(hw[1])
     if feats.ndim != 3 or feats.shape[1] != h * w:
-        raise ValueError(f"feats must be [B, h*w, C] = [B, {h * w}, C] for a {h}x{w} grid, got {tuple(feats.shape)}"
-                         " (remove prefix tokens with patch_tokens(tokens, num_prefix_tokens))")
+        raise UserError(f"feats must be [B, h*w, C] = [B, {h * w}, C] for a {h}x{w} grid, got {tuple(feats.shape)}"
+                        " (remove prefix tokens with patch_tokens(tokens, num_prefix_tokens))")
     if k_patches < 1:
-        raise ValueError(f"k_patches must be >= 1, got {k_patches}")
+        raise UserError(f"k_patches must be >= 1, got {k_patches}")
     B, L = feats.shape[:2]
     bidx = torch.arange(B, device=feats.device)
-    A = similarity(feats, center, bias)  # [B, L, L]
+    A = similarity(feats, center)  # [B, L, L]
+    b = gram_bias(A, bias)  # [B]
+    if bool(b.any()):
+        A = A + b.view(B, 1, 1)
     degree = patch_degree(A)  # [B, L]
     order = torch.sort(degree, dim=1, stable=True).indices  # lowest degree first
     seed = order[:, 0]  # [B]
+    low = degree.gather(1, seed[:, None])  # [B, 1]
+    seed_ties = (degree == low).sum(1)
+    degenerate = degree.amax(1) == degree.amin(1)
     potentials = order[:, : min(k_patches, L)]  # [B, k]
     to_seed = A[bidx, seed].gather(1, potentials)  # [B, k]: A[seed, p]
     similars = torch.zeros(B, L, dtype=torch.bool, device=feats.device)
@@ -167,7 +216,8 @@ def lost(feats: Tensor, hw: tuple[int, int], k_patches: int = 100, center: bool 
         lone = torch.zeros(B, L, dtype=torch.bool, device=feats.device)
         lone[bidx, seed] = True
         comp = torch.where(seed_in_mask.view(B, 1, 1), comp, lone.view(B, h, w))
-    return LOSTOutput(seed, degree, potentials, similars, M, mask, comp, mask_box(comp), seed_in_mask)
+    return LOSTOutput(seed, degree, potentials, similars, M, mask, comp, mask_box(comp), seed_in_mask, seed_ties,
+                      degenerate, b)
 
 
 def boxes_to_image(box: Tensor, patch_size: Union[int, Sequence[int]],

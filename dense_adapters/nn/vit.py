@@ -328,11 +328,11 @@ class RegViT(nn.Module):
             return [self.depth - 1]
         if isinstance(indices, int):  # last n blocks, as timm and DINOv2
             if not 1 <= indices <= self.depth:
-                raise IndexError(f"cannot take the last {indices} blocks of a depth-{self.depth} model")
+                raise UserError(f"cannot take the last {indices} blocks of a depth-{self.depth} model")
             return list(range(self.depth - indices, self.depth))
         out = [i % self.depth if -self.depth <= i < self.depth else None for i in indices]
         if None in out or not out:
-            raise IndexError(f"block indices {list(indices)} out of range for depth {self.depth}")
+            raise UserError(f"block indices {list(indices)} out of range for depth {self.depth}")
         return out
 
     def _call_block(self, blk: Block, x: Tensor, hw: tuple[int, int], prev: Optional[Tensor], rope, return_attn: bool,

@@ -172,3 +172,29 @@ def test_extract_features_drops_cls_and_registers(which):
     assert out.box.shape == (2, 4) and (out.box[:, 2] <= 5).all() and (out.box[:, 3] <= 3).all()
     with pytest.raises(ValueError, match="unknown features"):
         extract_features(vit, x, "attn")
+
+
+def test_degenerate_seed_is_reported_and_the_registers_setting_removes_it():
+    """All correlations positive (a large component shared by every patch, as DINOv2's keys have): every degree is
+    L - 1, the seed is patch 0 by the tie rule and the box is the whole image; the flag says so. The Gram-matrix bias
+    of the 'registers-dinov2' setting recovers the planted object."""
+    from dense_adapters.discovery import SETTINGS, gram_bias
+
+    h, w = 6, 9
+    feats = planted(h, w, (2, 4, 5, 8))
+    shared = torch.zeros(feats.shape[1])
+    shared[5] = 3.0
+    feats = (feats + shared).unsqueeze(0)
+    plain = lost(feats, (h, w))
+    assert bool(plain.degenerate[0]) and int(plain.seed_ties[0]) == h * w and int(plain.seed[0]) == 0
+    assert plain.box[0].tolist() == [0, 0, w, h]  # the silent whole-image box
+    setting = SETTINGS["registers-dinov2"]
+    fixed = lost(feats, (h, w), center=setting["center"], bias=setting["bias"])
+    assert not bool(fixed.degenerate[0]) and fixed.box[0].tolist() == [5, 2, 8, 4]
+    A = similarity(feats)
+    off = A[0][~torch.eye(h * w, dtype=torch.bool)]
+    assert torch.allclose(fixed.bias, -off.mean().view(1)) and torch.allclose(gram_bias(A, "median"), -off.median())
+    ok = lost(planted(h, w, (2, 4, 5, 8)).unsqueeze(0), (h, w))
+    assert not bool(ok.degenerate[0]) and int(ok.seed_ties[0]) < h * w
+    with pytest.raises(ValueError, match="unknown LOST bias 'avg'"):
+        lost(feats, (h, w), bias="avg")
