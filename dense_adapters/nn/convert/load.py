@@ -58,8 +58,16 @@ def make_native_checkpoint(vit: nn.Module, *, preset: Optional[str] = None,
     return {"state_dict": state_dict if state_dict is not None else vit.state_dict(), NATIVE_META_KEY: meta}
 
 
+def _check_family(meta: dict) -> None:
+    family = meta.get("family", "regvit")
+    if family != "regvit":
+        raise CheckpointMismatch(f"the checkpoint holds a {family} model, not a RegViT: load it with that family's "
+                                 "tools (e.g. dense_adapters.retrofit.build_from_retrofit)")
+
+
 def check_native_layout(meta: dict, model: nn.Module) -> None:
-    """Refuse (one line) a native checkpoint whose SkipAt layout differs from the model's."""
+    """Refuse (one line) a native checkpoint of another model family or whose SkipAt layout differs from the model's."""
+    _check_family(meta)
     ck_layers = sorted(int(i) for i in meta.get("skip_layers", []))
     ck_mode = meta.get("skip_mode", "parametric")
     m_layers = sorted(int(i) for i in getattr(model, "skip_layers", ()))
@@ -304,6 +312,7 @@ def build_from_checkpoint(path: Union[str, Checkpoint], *, source: str = "auto",
     if ckpt.hf_config is not None:
         kwargs = regvit_kwargs_from_hf_config(ckpt.hf_config)
     elif meta is not None:
+        _check_family(meta)
         kwargs = dict(PRESETS.get(meta.get("preset") or "", {}))
         kwargs.update(meta.get("arch_kwargs") or {})
         kwargs.setdefault("skip_layers", meta.get("skip_layers", ()))
