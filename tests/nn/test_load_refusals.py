@@ -148,3 +148,13 @@ def test_init_cfg_path_refuses_and_allows_partial(tmp_path):
     typo = MODELS.build(dict(cfg, init_cfg=dict(type="Pretrained", checkpoint=path, partail=True)))
     with pytest.raises(UserError, match="unknown keys \\['partail'\\]"):
         typo.init_weights()
+
+
+def test_native_dicts_of_hf_built_models_are_not_taken_for_dinov2(tmp_path):
+    # a RegViT with a mask token and a patch-only position embedding (as built from a HF DINOv2 config)
+    kw = dict(TINY, mask_token=True, init_values=1.0, num_register_tokens=4)
+    sd = RegViT(**kw).state_dict()
+    assert detect_source(sd) == "native"
+    dst = RegViT(**kw)
+    assert load_pretrained(dst, _save(tmp_path, "native.pth", sd)).complete
+    assert torch.equal(dst.pos_embed, sd["pos_embed"])

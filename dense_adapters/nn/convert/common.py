@@ -6,7 +6,7 @@ each key is either loaded into the model, named in :data:`DROPPABLE` (with the r
 SkipAt block, or reported as unused (and the load refuses unless a partial load was asked for).
 
 To add a source format (e.g. issue 19's SkipAt and Uformer checkpoints): write ``convert_x(sd) -> sd`` and
-``looks_like_x(keys) -> bool`` in a new file of this package, call :func:`register_converter` there, import the
+``looks_like_x(state_dict) -> bool`` in a new file of this package, call :func:`register_converter` there, import the
 file from ``__init__.py``, and add its known-droppable tensors to :data:`DROPPABLE` below (one line each).
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Optional
+from typing import Callable, Collection, Iterable, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -22,7 +22,7 @@ from torch import Tensor
 from ...errors import CheckpointError, CheckpointMismatch
 
 StateDict = dict[str, Tensor]
-Detector = Callable[[Collection[str]], bool]
+Detector = Callable[[Mapping[str, Tensor]], bool]  # gets the unwrapped state dict (keys, and shapes if needed)
 
 # ----------------------------------------------------------------------------------- droppable tensors
 # (regex on the converted key, why it may be dropped). The ONE place that says which checkpoint tensors a load may

@@ -24,13 +24,14 @@ def detect_source(obj: Any, hf_config: Optional[dict] = None, *, none_ok: bool =
         return "native"
     if isinstance(hf_config, dict) and hf_config.get("model_type") in HF_MODEL_TYPES:
         return "hf"
-    keys = set(unwrap_checkpoint(obj)[0])
+    sd = unwrap_checkpoint(obj)[0]
+    keys = sorted(sd)
     for fmt in sorted(FORMATS.values(), key=lambda f: f.priority):
-        if fmt.detect is not None and fmt.detect(keys):
+        if fmt.detect is not None and fmt.detect(sd):
             return fmt.name
     if none_ok:
         return None
-    first = ", ".join(sorted(keys)[:5])
+    first = ", ".join(keys[:5])
     raise CheckpointError(f"cannot tell the format of this checkpoint (first keys: {first}): it matches none of "
                           f"{', '.join(source_names())}; pass --from / source= if you know it")
 

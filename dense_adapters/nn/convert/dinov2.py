@@ -1,8 +1,11 @@
 """Meta's DINOv2 checkpoints (facebookresearch/dinov2 ``.pth``, with or without registers)."""
 from __future__ import annotations
 
+import math
 import re
-from typing import Collection
+from typing import Mapping
+
+from torch import Tensor
 
 from .common import StateDict, any_key, fold_prefix_pos, register_converter, require
 
@@ -20,8 +23,11 @@ def convert_dinov2(sd: StateDict) -> StateDict:
     return fold_prefix_pos(out, 1)
 
 
-def looks_like_dinov2(keys: Collection[str]) -> bool:
+def looks_like_dinov2(keys: Mapping[str, Tensor]) -> bool:
     if "storage_tokens" in keys or "pos_embed" not in keys:
+        return False
+    n = keys["pos_embed"].shape[1] - 1 if hasattr(keys, "__getitem__") else 0
+    if n <= 0 or math.isqrt(n) ** 2 != n:  # DINOv2 stores the cls entry: 1 + h*w (a native RegViT does not)
         return False
     return ("register_tokens" in keys or any_key(keys, r"^blocks\.\d+\.\d+\.") or any_key(keys, r"\.mlp\.w12\.")
             or ("mask_token" in keys and any_key(keys, r"^blocks\.\d+\.ls1\.gamma$")))

@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Collection
 
@@ -71,10 +72,16 @@ def looks_like_deit3(keys: Collection[str]) -> bool:
 
 
 def looks_like_native(keys: Collection[str]) -> bool:
-    """A RegViT state dict timm could not have written: SkipAt Phi, or RoPE (no pos_embed) with ``ls1.gamma``."""
+    """A RegViT state dict timm could not have written: SkipAt Phi, RoPE (no pos_embed) with ``ls1.gamma``, a norm
+    before the blocks together with registers, or a mask token beside a patch-only position embedding."""
     if not looks_like_timm(keys):
         return False
-    return any_key(keys, r"\.skip_fn\.") or ("pos_embed" not in keys and not _is_eva(keys))
+    if any_key(keys, r"\.skip_fn\.") or ("pos_embed" not in keys and not _is_eva(keys)):
+        return True
+    if "mask_token" in keys and "pos_embed" in keys and hasattr(keys, "__getitem__"):
+        n = keys["pos_embed"].shape[1]  # type: ignore[index]
+        return math.isqrt(n) ** 2 == n
+    return False
 
 
 def convert_native(sd: StateDict) -> StateDict:
