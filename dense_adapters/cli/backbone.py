@@ -9,7 +9,8 @@ from typing import Optional
 
 from ..errors import UserError
 
-SOURCE_HELP = "checkpoint format: auto (detect from the keys), dinov2, timm, deit3, native"
+SOURCE_HELP = ("checkpoint format (default auto: detected from the keys, a Hugging Face config.json or native meta): "
+               "{}; see docs/backbones.md")
 
 
 def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool = False,
@@ -34,9 +35,18 @@ def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool =
     for name in deprecated_overrides:
         g.add_argument(name, nargs="+", action=_DeprecatedDictAction, dest="cfg_options", metavar="KEY=VALUE",
                        help="deprecated spelling of --cfg-options")
-    g.add_argument("--checkpoint", help="weights for the ViT, converted on load (DINOv2 / timm / DeiT-III / native "
-                                        "RegViT / a training checkpoint); overrides the config's init_cfg")
-    g.add_argument("--source", default="auto", help=SOURCE_HELP)
+    from ..nn.convert import source_names
+
+    g.add_argument("--checkpoint", help="weights for the ViT, converted on load: a file, a Hugging Face model folder "
+                                        "or a URL (DINOv3 / DINOv2 / Hugging Face / timm / OpenCLIP / mmseg / DeiT-III "
+                                        "/ native RegViT / a training checkpoint); overrides the config's init_cfg. A "
+                                        "Hugging Face folder or a native checkpoint names its architecture: then "
+                                        "--arch/--config may be left out")
+    g.add_argument("--source", default="auto", choices=["auto", *source_names()],
+                   help=SOURCE_HELP.format(", ".join(source_names())))
+    g.add_argument("--partial", action="store_true",
+                   help="allow a partial load (model tensors left at their initial values, checkpoint tensors "
+                        "unused); without it such a load is refused")
     g.add_argument("--trust-pickle", action="store_true",
                    help="allow a checkpoint that needs arbitrary code to unpickle (only for files you trust)")
     return g
@@ -64,18 +74,28 @@ def _backbone_cfg(path: str, cfg_options: Optional[dict]) -> tuple[dict, str]:
 
 def build_backbone(config: Optional[str] = None, arch: Optional[str] = None, cfg_options: Optional[dict] = None,
                    checkpoint: Optional[str] = None, source: str = "auto", trust_pickle: bool = False,
-                   log=print):
-    """The core :class:`dense_adapters.nn.RegViT` (in eval mode) named by exactly one of ``config`` / ``arch``.
+                   log=print, partial: bool = False):
+    """The core :class:`dense_adapters.nn.RegViT` (in eval mode) named by at most one of ``config`` / ``arch``.
 
     ``cfg_options`` overrides the preset's RegViT arguments (with ``arch``) or the config's entries. With a
-    ``checkpoint`` it is converted and loaded (the config's ``init_cfg`` is then not used); without one a config's
-    ``init_cfg`` is applied, and a bare preset keeps random weights (a warning says so).
+    ``checkpoint`` it is converted and loaded (the config's ``init_cfg`` is then not used; a load that would be
+    partial is refused unless ``partial``); without one a config's ``init_cfg`` is applied, and a bare preset keeps
+    random weights (a warning says so). With neither ``config`` nor ``arch``, the checkpoint must name its
+    architecture (a Hugging Face folder's config.json, a native checkpoint's meta).
     """
     from ..nn import create_regvit
-    from ..nn.convert import load_pretrained
+    from ..nn.convert import build_from_checkpoint, load_pretrained
 
-    if (config is None) == (arch is None):
-        raise UserError("give exactly one of --config CFG (a backbone config) or --arch PRESET")
+    if config is not None and arch is not None:
+        raise UserError("give one of --config CFG (a backbone config) or --arch PRESET, not both")
+    if config is None and arch is None:
+        if not checkpoint:
+            raise UserError("give exactly one of --config CFG (a backbone config) or --arch PRESET, or a --checkpoint "
+                            "that names its architecture (a Hugging Face model folder, a native checkpoint)")
+        vit, report = build_from_checkpoint(checkpoint, source=source, trust_pickle=trust_pickle, partial=partial,
+                                            **(cfg_options or {}))
+        log(f"built the architecture {checkpoint} describes; {report}")
+        return vit.eval()
     if arch:
         try:
             vit = create_regvit(arch, **(cfg_options or {}))
@@ -100,8 +120,8 @@ def build_backbone(config: Optional[str] = None, arch: Optional[str] = None, cfg
         raise UserError(f"the backbone is a {type(vit).__name__}, not a dense_adapters RegViT: the tools read RegViT "
                         "internals (forward_blocks, num_prefix_tokens)")
     if checkpoint:
-        report = load_pretrained(vit, checkpoint, source=source, trust_pickle=trust_pickle)
-        log(f"loaded {checkpoint}: {report}")
+        report = load_pretrained(vit, checkpoint, source=source, trust_pickle=trust_pickle, partial=partial)
+        log(str(report))
     elif arch:
         print(f"warning: --arch {arch} without --checkpoint: the ViT has RANDOM weights", file=sys.stderr)
     return vit.eval()
@@ -114,4 +134,5 @@ def backbone_from_args(args: argparse.Namespace):
         raise UserError(f"{old} overrides the RegViT arguments of an --arch preset; with a config use "
                         "--cfg-options model.backbone.KEY=VALUE (or edit the config)")
     return build_backbone(config=args.config, arch=args.arch, cfg_options=args.cfg_options,
-                          checkpoint=args.checkpoint, source=args.source, trust_pickle=args.trust_pickle)
+                          checkpoint=args.checkpoint, source=args.source, trust_pickle=args.trust_pickle,
+                          partial=getattr(args, "partial", False))

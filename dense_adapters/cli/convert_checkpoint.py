@@ -1,9 +1,13 @@
-"""Convert a DINOv2 / timm / DeiT-III checkpoint to RegViT's names (a state dict usable as init_cfg or load_from).
+"""Convert a checkpoint to RegViT's names (a plain state dict usable as init_cfg, --checkpoint or load_from).
 
-    python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth checkpoints/regvit_s14_reg4.pth --from dinov2
-    python tools/convert_checkpoint.py model.safetensors out.pth --from timm --preset dinov2_vits14_reg4
+    python tools/convert_checkpoint.py dinov3_vits16_pretrain_lvd1689m-08c60483.pth out.pth --preset dinov3_vits16
+    python tools/convert_checkpoint.py hf/dinov2-with-registers-small/ out.pth     # config.json: no preset needed
+    python tools/convert_checkpoint.py open_clip_pytorch_model.bin out.pth --from openclip --preset openclip_vitb16
+    python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth out.pth --from dinov2
 
-With --preset (or --arch ...) the result is also loaded into that architecture and the key report is printed.
+Formats (--from): detected by default; see docs/backbones.md. With --preset (or a Hugging Face folder, or a native
+checkpoint, which name their architecture) the result is loaded into that architecture first: the report is printed
+and a load that would leave model tensors uninitialised or checkpoint tensors unused is refused unless --partial.
 """
 from __future__ import annotations
 
@@ -12,21 +16,23 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
-from ..errors import UserError
 from .core import run_cli
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from ..nn import PRESETS
-    from ..nn.convert import CONVERTERS
+    from ..nn.convert import source_names
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("src", help="source checkpoint (.pth/.pt/.bin or .safetensors; local path or URL)")
+    p.add_argument("src", help="source checkpoint: a .pth/.pt/.bin/.safetensors file, a Hugging Face model folder, "
+                               "or an http(s):// / file:// URL")
     p.add_argument("dst", help="output .pth (a plain state dict, loadable with weights_only=True)")
-    p.add_argument("--from", dest="source", default="auto", choices=["auto", *sorted(CONVERTERS)],
-                   help="checkpoint family (default: detect from the keys)")
-    p.add_argument("--preset", choices=sorted(PRESETS), help="check the result against this architecture")
+    p.add_argument("--from", dest="source", default="auto", choices=["auto", *source_names()],
+                   help="checkpoint format (default: detect from the keys / config.json)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="check (and fit) the result against this architecture")
     p.add_argument("--num-register-tokens", type=int, help="override the preset's register count")
+    p.add_argument("--partial", action="store_true",
+                   help="with --preset: allow a partial load (the output then holds only what the checkpoint had)")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a checkpoint that needs arbitrary code to unpickle (only for trusted files)")
     return p.parse_args(argv)
@@ -36,21 +42,32 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..nn import PRESETS, RegViT
-    from ..nn.convert import CONVERTERS, adapt_to_model, detect_source, load_file, unwrap_state_dict
+    from ..nn.convert import (FORMATS, build_from_checkpoint, check_source, detect_source, load_pretrained,
+                              native_meta, read_checkpoint, unwrap_checkpoint)
 
-    raw = unwrap_state_dict(load_file(args.src, trust_pickle=args.trust_pickle))
-    source = detect_source(raw) if args.source == "auto" else args.source
-    sd = CONVERTERS[source](raw)
-    print(f"converted {len(sd)} tensors from a {source} checkpoint")
-    if args.preset:
-        kw = dict(PRESETS[args.preset])
-        if args.num_register_tokens is not None:
-            kw["num_register_tokens"] = args.num_register_tokens
-        try:
-            sd, report = adapt_to_model(sd, RegViT(**kw), source)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle)
+    meta = native_meta(ckpt.obj)
+    if args.preset or ckpt.hf_config is not None or meta is not None:
+        if args.preset:
+            kw = dict(PRESETS[args.preset])
+            if args.num_register_tokens is not None:
+                kw["num_register_tokens"] = args.num_register_tokens
+            model = RegViT(**kw)
+            report = load_pretrained(model, ckpt, source=args.source, partial=args.partial)
+        else:
+            model, report = build_from_checkpoint(ckpt, source=args.source, partial=args.partial)
         print(report)
+        own = model.state_dict()
+        sd = {k: own[k] for k in report.loaded}  # what came from the checkpoint, fitted (resized, folded, masked)
+    else:
+        raw, _ = unwrap_checkpoint(ckpt.obj)
+        detected = detect_source(raw, none_ok=args.source != "auto")
+        source = detected if args.source == "auto" else args.source
+        if args.source != "auto":
+            check_source(source, detected)
+        sd = FORMATS[source].convert(raw)
+        print(f"converted {len(sd)} tensors from a {source} checkpoint (no --preset: not checked against an "
+              "architecture)")
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(sd, args.dst)
     print(f"wrote {args.dst}")
