@@ -86,3 +86,21 @@ def test_with_cp_is_gradient_checkpointing_with_the_same_numbers():
         sum(o.square().mean() for o in out).backward()
         grads.append(torch.cat([p.grad.flatten() for p in m.parameters()]))
     assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-8)
+
+
+def test_dinov3_preset_and_a_hugging_face_folder_as_init_cfg(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.DINOv3ViTConfig(hidden_size=384, intermediate_size=1536, num_hidden_layers=2,
+                                       num_attention_heads=6, num_register_tokens=4, layerscale_value=1e-5)
+    hf = transformers.DINOv3ViTModel(cfg).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    b = MODELS.build(dict(type="dense_adapters.RegViT", preset="dinov3_vits16", depth=2, out_indices=(0, 1),
+                          init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "hf"))))
+    b.init_weights()
+    b.eval()
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        maps = b(x)
+        ref = hf.norm(hf(pixel_values=x, output_hidden_states=True).hidden_states[1])[:, 5:]
+    assert [m.shape for m in maps] == [(1, 384, 4, 6)] * 2
+    assert (maps[0].flatten(2).transpose(1, 2) - ref).abs().max() <= 1e-4
