@@ -12,7 +12,8 @@ For a head dimension ``D`` (a multiple of 4) and a patch grid ``h x w``:
 
 Training-time coordinate augmentations (DINOv3's): ``shift_coords`` adds one uniform offset in ``[-s, s]`` per axis,
 ``jitter_coords`` multiplies each axis by a log-uniform factor in ``[1/J, J]``, ``rescale_coords`` both axes by one
-log-uniform factor in ``[1/R, R]``; drawn once per forward, only in training mode.
+log-uniform factor in ``[1/R, R]``; drawn once per forward and shared by all blocks (as timm and transformers do;
+Meta's training code draws them again for every block), only in training mode.
 
 Precision: periods are computed in float32 (as timm and transformers do). DINOv3's released ``.pth`` files store
 the periods they were trained with, computed in bfloat16; ``periods_dtype='bf16'`` computes them that way
