@@ -1,4 +1,4 @@
-"""The protocol configs equal their references setting by setting (docs/protocols.md lists each with its source),
+"""The protocol configs (DINOv2 and DINOv3) equal their references setting by setting (docs/protocols.md lists each with its source),
 and their learning-rate / momentum schedules equal the reference runners' formulas at every iteration.
 
 Each setting is read from the merged config (no model is built): a few milliseconds each.
@@ -255,3 +255,87 @@ def test_protocol_training_pipeline_runs_on_the_sample(config, sample, crop, tmp
     assert h <= crop[0] and w <= crop[1] and (h == crop[0] or w == crop[1])  # the preprocessor pads the rest
     if sample == "nyu":
         assert (h, w) == crop and tuple(out["data_samples"].gt_depth_map.data.shape[1:]) == crop
+
+
+# ------------------------------------------------------------------- DINOv3
+# dinov3/eval/segmentation and dinov3/eval/depth (docs/protocols.md, "DINOv3 linear")
+SEG = "dinov3-vits16_dinov3-lin_8xb2-40k_ade20k-512x512.py"
+DEPTH = "dinov3-vits16_dinov3-lin_8xb2-38k_nyu-416x544.py"
+UPER = "dinov3-vits16_upernet_4xb4-40k_ade20k-512x512.py"
+
+DINOV3_CASES = [
+    # dinov3/eval/segmentation: config.py, models/__init__.py, heads/linear_head.py, config-ade20k-linear-training.yaml
+    (SEG, "DINOv3 ViT-S/16, frozen", lambda c: (c["model"]["backbone"]["preset"], c["model"]["backbone"]["frozen"]),
+     ("dinov3_vits16", True)),
+    (SEG, "last block (LAST)", lambda c: c["model"]["backbone"]["out_indices"], (-1,)),
+    (SEG, "backbone norm (use_backbone_norm)", lambda c: c["model"]["backbone"]["final_norm"], True),
+    (SEG, "no cls token", lambda c: (c["model"]["backbone"]["output_cls_token"],
+                                     c["model"]["decode_head"]["use_cls_token"]), (False, False)),
+    (SEG, "Dropout2d(0.1) before SyncBN", lambda c: (c["model"]["decode_head"]["dropout_ratio"],
+                                                      c["model"]["decode_head"]["dropout_first"],
+                                                      c["model"]["decode_head"]["norm_cfg"]["type"]),
+     (0.1, True, "SyncBN")),
+    (SEG, "cross-entropy over all pixels", lambda c: c["model"]["decode_head"]["loss_decode"]["avg_non_ignore"], False),
+    (SEG, "slide 512/341", lambda c: c["model"]["test_cfg"], dict(mode="slide", crop_size=(512, 512), stride=(341, 341))),
+    (SEG, "AdamW 1e-3, wd 1e-3", lambda c: c["optim_wrapper"]["optimizer"],
+     dict(type="AdamW", lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-3)),
+    (SEG, "40k iterations, 2 x 8 GPUs", lambda c: (c["train_cfg"]["max_iters"], c["train_dataloader"]["batch_size"]),
+     (40000, 2)),
+    (SEG, "short side 512 x [0.5, 2], crop 512", lambda c: (step(c, "train_dataloader", "RandomResize")["scale"],
+                                                            step(c, "train_dataloader", "RandomResize")["ratio_range"],
+                                                            step(c, "train_dataloader", "RandomCrop")["crop_size"]),
+     ((99999999, 512), (0.5, 2.0), (512, 512))),
+    (SEG, "photometric: brightness 32, contrast/saturation 0.5-1.5, full hue circle",
+     lambda c: {k: step(c, "train_dataloader", "PhotoMetricDistortion")[k] for k in (
+         "brightness_delta", "contrast_range", "saturation_range", "hue_delta")},
+     dict(brightness_delta=32, contrast_range=(0.5, 1.5), saturation_range=(0.5, 1.5), hue_delta=90)),
+    # dinov3/eval/depth: config.py, models/__init__.py, linear_head.py, loss.py, transforms.py
+    (DEPTH, "last block after the norm, no cls", lambda c: (c["model"]["backbone"]["out_indices"],
+                                                            c["model"]["backbone"]["final_norm"],
+                                                            c["model"]["decode_head"]["use_cls_token"]),
+     ((-1,), True, False)),
+    (DEPTH, "256 linear bins, no BN, no upsampling", lambda c: {k: c["model"]["decode_head"][k] for k in (
+        "n_bins", "bins_strategy", "norm_strategy", "use_bn", "upsample")},
+     dict(n_bins=256, bins_strategy="UD", norm_strategy="linear", use_bn=False, upsample=1)),
+    (DEPTH, "SigLoss with warm-up", lambda c: {k: losses(c)["loss_depth"][k] for k in (
+        "log_offset", "unbiased", "warmup_iters")}, dict(log_offset=1e-3, unbiased=True, warmup_iters=100)),
+    (DEPTH, "GradientLogLoss", lambda c: losses(c)["loss_grad"]["variant"], "dinov3"),
+    (DEPTH, "AdamW 1e-4, wd 0.01, clip 35", lambda c: (c["optim_wrapper"]["optimizer"]["lr"],
+                                                        c["optim_wrapper"]["optimizer"]["weight_decay"],
+                                                        c["optim_wrapper"]["clip_grad"]["max_norm"]), (1e-4, 0.01, 35)),
+    (DEPTH, "38.4k iterations, 2 x 8 GPUs", lambda c: (c["train_cfg"]["max_iters"], c["train_dataloader"]["batch_size"]),
+     (38400, 2)),
+    (DEPTH, "colour aug brightness 0.9-1.1", lambda c: step(c, "train_dataloader",
+                                                            "dense_adapters.GammaBrightnessColorAug")["brightness_range"],
+     (0.9, 1.1)),
+    (DEPTH, "flip test", lambda c: c["model"]["test_cfg"], dict(mode="whole", flip=True)),
+    (UPER, "DINOv3 backbone in the UPerNet recipe", lambda c: (c["model"]["backbone"]["preset"],
+                                                              c["model"]["decode_head"]["type"],
+                                                              c["model_wrapper_cfg"]["find_unused_parameters"]),
+     ("dinov3_vits16", "UPerHead", True)),
+]
+
+
+@pytest.mark.parametrize("config, setting, get, expected", DINOV3_CASES,
+                         ids=[f"{c.split('_')[-1][:-3]}:{s}" for c, s, _, _ in DINOV3_CASES])
+def test_dinov3_setting(config, setting, get, expected):
+    assert _tuples(get(load(config))) == _tuples(expected)
+
+
+def test_dinov3_segmentation_schedule_against_warmup_one_cycle():
+    """DINOv3's WarmupOneCycleLR (warmup_iters=1500, warmup_ratio=1e-6, pct_start=0, anneal 'cos',
+    final_div_factor=inf) stepped as its train.py does (scheduler.step() after every iteration but the first):
+    after the warm-up mmengine's chain is exact; during it, within 3.5% of the base lr."""
+    cfg = load(SEG)
+    T, W, r, base = 40000, 1500, 1e-6, 1e-3
+
+    def reference(i):
+        s = max(i - 1, 0)  # scheduler steps taken before iteration i
+        if s < W:
+            return base * (1 - (1 - s / W) * (1 - r)) * (1 - s / T)
+        return base * (math.cos(math.pi * (s + 1) / T) + 1) / 2
+
+    got = _run_schedulers(cfg["param_scheduler"], base, (0.9, 0.999), T)[:, 0]
+    ref = np.array([reference(i) for i in range(T)])
+    assert np.abs(got - ref)[: W + 2].max() / base < 0.035
+    np.testing.assert_allclose(got[W + 2:T - 1], ref[W + 2:T - 1], rtol=1e-9)
