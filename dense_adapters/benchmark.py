@@ -132,8 +132,11 @@ def make_step(fn: Callable[[Tensor], Tensor], model: nn.Module, x: Tensor, mode:
     return step
 
 
-def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
-    return torch.compile(model) if enabled else model
+def maybe_compile(model: nn.Module, enabled: bool, backend: Optional[str] = None) -> nn.Module:
+    """``torch.compile(model)`` (inductor, or ``backend``: 'eager' traces without code generation, for dry runs)."""
+    if not enabled:
+        return model
+    return torch.compile(model, backend=backend) if backend else torch.compile(model)
 
 
 # -------------------------------------------------------------------------------------------- measuring
@@ -258,6 +261,32 @@ def group_ratios(group: Group, rows: list[dict]) -> list[dict]:
     return out
 
 
+def run_groups(groups: Sequence[Group], device: torch.device, report: dict, warmup: int = 2, repeats: int = 5,
+               min_time: float = 1.0, flops: bool = True, out_json: Optional[str] = None,
+               out_md: Optional[str] = None, log: Callable[[str], None] = print) -> dict:
+    """Run ``groups`` one after another into ``report`` (``rows``, ``ratios``, ``errors``, ``machine``).
+
+    A group that fails is recorded in ``errors`` and the others go on; the reports are rewritten after every
+    group, so a long run keeps what it measured."""
+    for key in ("rows", "ratios", "errors"):
+        report.setdefault(key, [])
+    for g in groups:
+        try:
+            r = run_group(g, device, warmup, repeats, min_time, flops=flops, log=log)
+        except Exception as e:  # one failing group must not lose the others' numbers
+            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            log(f"[{g.name}] FAILED: {msg}")
+            report["errors"].append(dict(group=g.name, error=msg))
+            if device.type == "cuda":
+                torch.cuda.empty_cache()  # an out-of-memory group leaves its cache behind
+            continue
+        report["rows"] += r
+        report["ratios"] += group_ratios(g, r)
+        report["machine"]["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        write_reports(report, out_json, out_md)
+    return report
+
+
 # ----------------------------------------------------------------------------------------------- reports
 def machine_info(device: torch.device) -> dict:
     import mmengine
@@ -308,18 +337,25 @@ def markdown(report: dict) -> str:
              f"mmengine {m['mmengine']}, mmcv {m['mmcv']}",
              f"- load average at start / end: {m.get('load_avg_start')} / {m.get('load_avg_end')}",
              f"- warm-up {report['warmup']}, repeats {report['repeats']} (median, IQR), timed runs >= "
-             f"{report['min_time']} s, cases of a group interleaved", "", "## Results", "",
-             "| " + " | ".join(c for c, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             f"{report['min_time']} s, cases of a group interleaved", ""] + result_tables(report)
+    return "\n".join(lines) + "\n"
+
+
+def result_tables(report: dict, level: int = 2) -> list[str]:
+    """The markdown lines of a report's results, ratios and failed groups (headings at ``level``)."""
+    h = "#" * level
+    cols = COLUMNS + ([("MFU", "mfu")] if any(r.get("mfu") is not None for r in report["rows"]) else [])
+    lines = [f"{h} Results", "", "| " + " | ".join(c for c, _ in cols) + " |", "|" + "---|" * len(cols)]
     for r in report["rows"]:
-        lines.append("| " + " | ".join(_fmt(r.get(k)) for _, k in COLUMNS) + " |")
-    lines += ["", "## Ratios (throughput, same group, measured interleaved)", "",
+        lines.append("| " + " | ".join(_fmt(r.get(k)) for _, k in cols) + " |")
+    lines += ["", f"{h} Ratios (throughput, same group, measured interleaved)", "",
               "Median over repeats of the ratio within each repeat (IQR), and the ratio of the median throughputs.",
               "", "| group | ratio | median paired | IQR | of medians |", "|---|---|---|---|---|"]
     for q in report["ratios"]:
         lines.append(f"| {q['group']} | {q['ratio']} | {q['value']:.3f} | {q['iqr']:.3f} | {q['of_medians']:.3f} |")
     if report.get("errors"):
-        lines += ["", "## Failed groups", ""] + [f"- {e['group']}: {e['error']}" for e in report["errors"]]
-    return "\n".join(lines) + "\n"
+        lines += ["", f"{h} Failed groups", ""] + [f"- {e['group']}: {e['error']}" for e in report["errors"]]
+    return lines
 
 
 def print_table(rows: list) -> None:

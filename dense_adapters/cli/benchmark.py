@@ -3,6 +3,7 @@
     python tools/benchmark.py --suite quick                       # tiny models, seconds (CI)
     python tools/benchmark.py --suite cpu --out-json docs/benchmarks_cpu.json --out-md docs/benchmarks_cpu.md
     python tools/benchmark.py --suite gpu --out-json gpu.json --out-md gpu.md       # on a CUDA machine
+    python tools/benchmark.py --suite gpu-check      # the timed groups of scripts/gpu_check.sh (CUDA)
     python tools/benchmark.py --task backbone --arch small base --patch 16 --sizes 224 512 --batch 8 \\
         --impls ours timm mmseg --skipat both --modes forward train --dtypes fp32 bf16 --compile both
     python tools/benchmark.py --task seg --configs configs/ade20k_regvit_upernet.py \\
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import os.path as osp
 import sys
 from types import ModuleType
@@ -90,8 +90,9 @@ def run(a: argparse.Namespace) -> dict:
     device = torch.device(dev)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {a.device} asked, but CUDA is not available here: use --device cpu")
-    if a.suite == "gpu" and device.type != "cuda":
-        raise UserError("--suite gpu needs a CUDA device: use --suite cpu here")
+    if a.suite in ("gpu", "gpu-check") and device.type != "cuda":
+        raise UserError(f"--suite {a.suite} needs a CUDA device: use --suite cpu here (or scripts/gpu_check.sh "
+                        "--dry-run for the GPU check at tiny sizes)")
     suites = load_benchmarks(a.benchmarks_dir).suites
     warmup, repeats, min_time, threads = suites.SUITE_TIMING[a.suite or "cpu"]
     warmup = a.warmup if a.warmup is not None else warmup
@@ -109,18 +110,8 @@ def run(a: argparse.Namespace) -> dict:
     info = B.machine_info(device)
     report = dict(suite=a.suite, task=None if a.suite else a.task, warmup=warmup, repeats=repeats,
                   min_time=min_time, machine=info, rows=[], ratios=[], errors=[])
-    for g in groups:
-        try:
-            r = B.run_group(g, device, warmup, repeats, min_time, flops=not a.no_flops)
-        except Exception as e:  # one failing group must not lose the others' numbers
-            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            print(f"[{g.name}] FAILED: {msg}")
-            report["errors"].append(dict(group=g.name, error=msg))
-            continue
-        report["rows"] += r
-        report["ratios"] += B.group_ratios(g, r)
-        info["load_avg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-        B.write_reports(report, a.out_json, a.out_md)  # after every group: a long run keeps what it measured
+    B.run_groups(groups, device, report, warmup, repeats, min_time, flops=not a.no_flops, out_json=a.out_json,
+                 out_md=a.out_md)
     print()
     B.print_table(report["rows"])
     for q in report["ratios"]:
