@@ -113,15 +113,33 @@ def features(impl: str, model: nn.Module, x: Tensor) -> Tensor:
 _GMACS_CACHE: dict = {}
 
 
+def grad_ckpt_available() -> bool:
+    """Whether our ViT has gradient checkpointing (``RegViT.set_grad_checkpointing``)."""
+    return hasattr(RegViT, "set_grad_checkpointing")
+
+
+def enable_grad_ckpt(model: nn.Module) -> None:
+    """Recompute blocks in the backward pass (ours and timm: ``set_grad_checkpointing``)."""
+    fn = getattr(model, "set_grad_checkpointing", None)
+    if fn is None:
+        raise UserError(f"{type(model).__name__} has no set_grad_checkpointing: gradient checkpointing is not "
+                        "available for it")
+    fn(True)
+
+
 def backbone_case(label: str, impl: str, arch: str, patch: int, size: int, batch: int, mode: str,
-                  registers: int = 0, skip: bool = False, dtype: str = "fp32", compile: bool = False) -> Case:
-    """A ViT backbone case: random images [batch, 3, size, size] through ``impl``'s ViT."""
+                  registers: int = 0, skip: bool = False, dtype: str = "fp32", compile: bool = False,
+                  grad_ckpt: bool = False, compile_backend: Optional[str] = None) -> Case:
+    """A ViT backbone case: random images [batch, 3, size, size] through ``impl``'s ViT (``grad_ckpt``: blocks
+    recomputed in the backward pass; ``compile_backend``: torch.compile's backend, default inductor)."""
 
     def build(device: torch.device) -> Workload:
         torch.manual_seed(0)
         model = build_peers(arch, patch, size, registers, (impl,), skip)[impl].to(device)
+        if grad_ckpt:
+            enable_grad_ckpt(model)
         x = torch.randn(batch, 3, size, size, device=device)
-        run = maybe_compile(model, compile)
+        run = maybe_compile(model, compile, compile_backend)
         step = make_step(lambda t: features(impl, run, t), model, x, mode, dtype, device)
         key = (impl, arch, patch, size, registers, skip)
 
@@ -132,8 +150,76 @@ def backbone_case(label: str, impl: str, arch: str, patch: int, size: int, batch
 
         return Workload(model, step, batch, flops)
 
-    return Case(label, model_name(arch, patch, registers, skip) + ("" if impl == "ours" else f" ({impl})"),
-                str(size), batch, mode, dtype, compile, build)
+    return Case(label, model_name(arch, patch, registers, skip) + ("+ckpt" if grad_ckpt else "")
+                + ("" if impl == "ours" else f" ({impl})"), str(size), batch, mode, dtype, compile, build)
+
+
+# ------------------------------------------------------------------------ presets (DINOv3, large DINOv2)
+# our preset -> timm's model of the same architecture (timm's plain DINOv3 models have no qkv bias; ours hold the
+# bias that the released weights carry: the same cost up to one add). Random weights: these cases time speed only.
+TIMM_PRESET_PEERS = {
+    "dinov3_vits16": "vit_small_patch16_dinov3", "dinov3_vits16plus": "vit_small_plus_patch16_dinov3",
+    "dinov3_vitb16": "vit_base_patch16_dinov3", "dinov3_vitl16": "vit_large_patch16_dinov3",
+    "dinov3_vith16plus": "vit_huge_plus_patch16_dinov3", "dinov3_vit7b16": "vit_7b_patch16_dinov3",
+    "dinov2_vitl14_reg4": "vit_large_patch14_reg4_dinov2", "dinov2_vitg14_reg4": "vit_giant_patch14_reg4_dinov2",
+}
+TINY_PRESET = dict(embed_dim=64, depth=2, num_heads=2)  # a preset's layer types at test size
+
+
+def preset_available(name: str) -> bool:
+    from dense_adapters.nn import PRESETS
+
+    return name in PRESETS
+
+
+def preset_name(preset: str) -> str:
+    """'dinov3_vitl16' -> 'DINOv3-L/16', 'dinov3_vith16plus' -> 'DINOv3-H+/16', 'dinov2_vitg14_reg4' ->
+    'DINOv2-g/14+reg4' (the names of the papers' tables)."""
+    import re
+
+    family, _, rest = preset.partition("_vit")
+    m = re.match(r"(\d*[a-z])(\d+)(plus)?", rest)
+    if m is None:
+        return preset
+    size = m.group(1) if m.group(1) == "g" else m.group(1).upper()
+    nice = {"dinov2": "DINOv2", "dinov3": "DINOv3"}.get(family, family)
+    return f"{nice}-{size}{'+' if m.group(3) else ''}/{m.group(2)}" + ("+reg4" if preset.endswith("_reg4") else "")
+
+
+def build_preset(impl: str, preset: str, size: int, tiny: bool = False) -> nn.Module:
+    """Our ``create_regvit(preset)`` or timm's model of the same architecture (``TIMM_PRESET_PEERS``), with
+    random weights; ``tiny`` keeps the layer types at width 64 and depth 2 (dry runs)."""
+    extra = dict(TINY_PRESET) if tiny else {}
+    if impl == "ours":
+        from dense_adapters.nn import create_regvit
+
+        return create_regvit(preset, img_size=size, **extra)
+    if impl != "timm":
+        raise UserError(f"unknown impl {impl!r} for a preset: use 'ours' or 'timm'")
+    if preset not in TIMM_PRESET_PEERS:
+        raise UserError(f"no timm peer known for preset {preset!r}: add it to TIMM_PRESET_PEERS")
+    import timm
+
+    return timm.create_model(TIMM_PRESET_PEERS[preset], pretrained=False, img_size=size, num_classes=0, **extra)
+
+
+def preset_case(label: str, impl: str, preset: str, size: int, batch: int, mode: str, dtype: str = "bf16",
+                grad_ckpt: bool = False, compile: bool = False, compile_backend: Optional[str] = None,
+                tiny: bool = False) -> Case:
+    """A preset backbone (e.g. ``dinov3_vitl16``) on random images [batch, 3, size, size]: ours or timm's."""
+
+    def build(device: torch.device) -> Workload:
+        torch.manual_seed(0)
+        model = build_preset(impl, preset, size, tiny).to(device)
+        if grad_ckpt:
+            enable_grad_ckpt(model)
+        x = torch.randn(batch, 3, size, size, device=device)
+        run = maybe_compile(model, compile, compile_backend)
+        step = make_step(lambda t: features(impl, run, t), model, x, mode, dtype, device)
+        return Workload(model, step, batch, lambda: count_gmacs(model, (x[:1],)))
+
+    name = preset_name(preset) + (" (tiny)" if tiny else "") + ("+ckpt" if grad_ckpt else "")
+    return Case(label, name + ("" if impl == "ours" else f" ({impl})"), str(size), batch, mode, dtype, compile, build)
 
 
 # ------------------------------------------------------------------------------------- ADE20K train step
@@ -264,6 +350,34 @@ def lost_case(label: str, arch: str, patch: int, size: int, registers: int = 4, 
 
     return Case(label, model_name(arch, patch, registers) + (" +LOST" if with_lost else " keys only"),
                 str(size), 1, "forward", dtype, False, build)
+
+
+def lost_boxes(vit: nn.Module, x: Tensor, batched: bool, dtype: str = "fp32") -> Tensor:
+    """LOST boxes [B, 4] of images ``x``: one call for the whole batch, or one call per image."""
+    from dense_adapters.discovery import extract_features, lost
+
+    out = []
+    for chunk in (x,) if batched else x.split(1):
+        with autocast(x.device, dtype):
+            feats, hw = extract_features(vit, chunk, "k", -1)
+        out.append(lost(feats, hw).box)
+    return torch.cat(out)
+
+
+def lost_batch_case(label: str, arch: str, patch: int, size: int, batch: int, registers: int = 4,
+                    batched: bool = True, dtype: str = "fp32") -> Case:
+    """LOST (keys of the last block + seed, expansion, box) on ``batch`` images, batched or image by image."""
+
+    def build(device: torch.device) -> Workload:
+        dim, depth, heads = vit_dims(arch)
+        torch.manual_seed(0)
+        vit = RegViT(embed_dim=dim, depth=depth, num_heads=heads, img_size=size, patch_size=patch,
+                     num_register_tokens=registers).to(device).eval()
+        x = torch.randn(batch, 3, size, size, device=device)
+        return Workload(vit, lambda: lost_boxes(vit, x, batched, dtype), batch, None)
+
+    return Case(label, model_name(arch, patch, registers) + " +LOST " + ("batched" if batched else "per image"),
+                str(size), batch, "forward", dtype, False, build)
 
 
 def uformer_case(label: str, preset: str, size: int, batch: int, mode: str, skip: bool,

@@ -15,9 +15,13 @@ SEG_CONFIGS = tuple(osp.join(ROOT, "configs", name) for name in (
     "ade20k_regvit.py", "ade20k_regvit_upernet.py", "ade20k_regvit_skipat_upernet.py"))
 SEG_LABELS = {"ade20k_regvit": "linear", "ade20k_regvit_upernet": "upernet",
               "ade20k_regvit_skipat_upernet": "skipat"}
-SUITES = ("quick", "cpu", "gpu")
+SUITES = ("quick", "cpu", "gpu", "gpu-check")
 # per suite: warm-up steps, repeats, minimum seconds per timed run, threads (None: torch's default)
-SUITE_TIMING = {"quick": (1, 1, 0.0, 1), "cpu": (2, 7, 1.0, None), "gpu": (5, 7, 0.5, None)}
+SUITE_TIMING = {"quick": (1, 1, 0.0, 1), "cpu": (2, 7, 1.0, None), "gpu": (5, 7, 0.5, None),
+                "gpu-check": (3, 5, 0.25, None)}
+# the timed parts of scripts/gpu_check.sh (benchmarks/gpu_check.py), each one step of the check
+GPU_CHECK_PARTS = ("vit", "large", "lost", "ckpt", "compile")
+GPU_CHECK_DRY_TIMING = (1, 1, 0.0)  # the dry run: one warm-up step, one timed step
 
 
 # ------------------------------------------------------------------------------------------------ groups
@@ -106,6 +110,72 @@ def uformer_group(preset, size, batch, mode, tiny=False) -> "Group":
                    [("skipat", "uformer")])
 
 
+def backbone_peer_groups(arch, size, batch, modes, dtype, skipat="off", registers=0) -> list:
+    return backbone_groups([arch], [16], [size], batch, [registers], C.IMPLS, skipat, modes, [dtype], "off")
+
+
+def gpu_check_groups(part: str, tiny: bool = False, compile_backend=None) -> list:
+    """The timed groups of one part of the GPU check (``GPU_CHECK_PARTS``), at GPU sizes or ``tiny`` (dry run).
+
+    * ``vit``: ours vs timm vs mmseg, ViT-S/16 and ViT-B/16 at 224 and 512, bf16 autocast, forward and train
+      step (SkipAt beside them at 512); fp32 vs bf16 for ViT-B/16 at 224 (forward, train: the MFU row).
+    * ``large``: ViT-L/16 at 1024 (peers + SkipAt), ViT-B/16 SkipAt vs attention at 1024, and the DINOv3 presets
+      (ours vs timm's) where ``dense_adapters.nn.PRESETS`` has them.
+    * ``lost``: LOST batched vs image by image.
+    * ``ckpt``: training step with and without gradient checkpointing (needs ``RegViT.set_grad_checkpointing``).
+    * ``compile``: eager vs ``torch.compile`` (``compile_backend``; default inductor), ViT-B/16 at 224.
+    """
+    modes = ["forward", "train"]
+    if part == "vit":
+        g = []
+        for arch, bs in ((("tiny-test", 2),) if tiny else (("small", 64), ("base", 32))):
+            g += backbone_peer_groups(arch, 32 if tiny else 224, bs, modes, "bf16")
+            g += backbone_peer_groups(arch, 48 if tiny else 512, bs if tiny else bs // 4, modes, "bf16", "both")
+        arch, size, bs = ("tiny-test", 32, 2) if tiny else ("base", 224, 32)
+        return g + [dtype_group(arch, 16, size, bs, mode) for mode in modes]
+    if part == "large":
+        arch, size = ("tiny-test", 64) if tiny else ("large", 1024)
+        g = backbone_peer_groups(arch, size, 2 if tiny else 4, modes, "bf16", "both")
+        if not tiny:
+            g += backbone_groups(["base"], [16], [1024], 4, [0], ["ours"], "both", modes, ["bf16"], "off")
+        for preset, psize, bs in (("dinov3_vitl16", 1024, 4), ("dinov3_vitb16", 512, 16)):
+            if not C.preset_available(preset):
+                continue
+            psize, bs = (64, 2) if tiny else (psize, bs)
+            for mode in modes:
+                cases = [C.preset_case(impl, impl, preset, psize, bs, mode, "bf16", tiny=tiny)
+                         for impl in ("ours", "timm")]
+                g.append(Group(f"{C.preset_name(preset)} {psize} bs{bs} {mode} bf16", cases, [("ours", "timm")]))
+            if tiny:
+                break
+        return g
+    if part == "lost":
+        arch, patch, size, bs = ("tiny-test", 16, 64, 3) if tiny else ("small", 14, 518, 32)
+        cases = [C.lost_batch_case(label, arch, patch, size, bs, batched=label == "batched")
+                 for label in ("batched", "per-image")]
+        return [Group(f"LOST {C.model_name(arch, patch, 4)} {size} {bs} images", cases, [("batched", "per-image")])]
+    if part == "ckpt":
+        if not C.grad_ckpt_available():
+            return []
+        arch, size, bs = ("tiny-test", 64, 2) if tiny else ("large", 1024, 4)
+        kw = dict(arch=arch, patch=16, size=size, batch=bs, mode="train", dtype="bf16")
+        return [Group(f"{C.model_name(arch, 16)} {size} bs{bs} train bf16 grad checkpointing",
+                      [C.backbone_case("plain", "ours", **kw), C.backbone_case("ckpt", "ours", grad_ckpt=True, **kw)],
+                      [("ckpt", "plain")])]
+    if part == "compile":
+        arch, size, bs = ("tiny-test", 32, 2) if tiny else ("base", 224, 32)
+        g = []
+        for mode in modes:
+            kw = dict(arch=arch, patch=16, size=size, batch=bs, mode=mode, dtype="bf16")
+            g.append(Group(f"{C.model_name(arch, 16)} {size} bs{bs} {mode} bf16 eager vs compile",
+                           [C.backbone_case("ours", "ours", **kw),
+                            C.backbone_case("ours+compile", "ours", compile=True, compile_backend=compile_backend,
+                                            **kw)],
+                           [("ours+compile", "ours")]))
+        return g
+    raise UserError(f"unknown part {part!r} of the GPU check: use one of {GPU_CHECK_PARTS}")
+
+
 def suite_groups(suite: str, cuda: bool) -> list:
     if suite == "quick":
         t = dict(archs=["tiny-test"], patches=[16], sizes=[64], batch=2, registers=[0], impls=C.IMPLS,
@@ -139,6 +209,8 @@ def suite_groups(suite: str, cuda: bool) -> list:
         g += seg_groups(SEG_CONFIGS, 8, ["fp32", "bf16"], "off")
         g += [lost_group("small", 14, 518), uformer_group("B", 256, 4, "train")]
         return g
+    if suite == "gpu-check":  # the timed groups of scripts/gpu_check.sh, in one run
+        return [grp for part in GPU_CHECK_PARTS for grp in gpu_check_groups(part)]
     raise UserError(f"unknown suite {suite!r}: use one of {SUITES}")
 
 
