@@ -18,7 +18,7 @@ SEG_LABELS = {"ade20k_regvit": "linear", "ade20k_regvit_upernet": "upernet",
 SUITES = ("quick", "cpu", "gpu", "gpu-check")
 # per suite: warm-up steps, repeats, minimum seconds per timed run, threads (None: torch's default)
 SUITE_TIMING = {"quick": (1, 1, 0.0, 1), "cpu": (2, 7, 1.0, None), "gpu": (5, 7, 0.5, None),
-                "gpu-check": (3, 5, 0.25, None)}
+                "gpu-check": (3, 3, 0.2, None)}
 # the timed parts of scripts/gpu_check.sh (benchmarks/gpu_check.py), each one step of the check
 GPU_CHECK_PARTS = ("vit", "large", "lost", "ckpt", "compile")
 GPU_CHECK_DRY_TIMING = (1, 1, 0.0)  # the dry run: one warm-up step, one timed step
