@@ -66,7 +66,13 @@ def _device():
 
 
 def _gib(mib: Optional[float]) -> str:
-    return "-" if mib is None else f"{mib / 1024:.1f} GiB"
+    if mib is None:
+        return "-"
+    return f"{mib:.0f} MiB" if mib < 1024 else f"{mib / 1024:.1f} GiB"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g}%"
 
 
 def _ratio(report: dict, group_part: str, ratio: str) -> Optional[float]:
@@ -219,16 +225,14 @@ def bench(part: str, dry: bool, out_dir: str, peak_override: Optional[float] = N
 
 
 def _summary_vit(report: dict, extra: dict) -> str:
-    train = next((r for r in report["rows"] if "fp32 vs bf16" in r["group"] and r["mode"] == "train"
-                  and r["label"] == "bf16"), None)
+    rows = [r for r in report["rows"] if r["mode"] == "train" and r["dtype"] == "bf16" and r["label"] == "ours"
+            and "fp32 vs" not in r["group"]]
+    row = next((r for r in rows if r["model"] == "ViT-B/16" and r["size"] == "224"), rows[0] if rows else None)
     parts = []
-    mfu_row = next((r for r in report["rows"] if r["model"] == "ViT-B/16" and r["size"] == "224" and r["mode"] == "train"
-                    and r["dtype"] == "bf16" and r["label"] == "ours" and "fp32 vs" not in r["group"]), None)
-    if mfu_row and mfu_row.get("mfu") is not None:
-        parts.append(f"ViT-B/16 224 bf16 train {mfu_row['img_per_s']:.0f} img/s, MFU {100 * mfu_row['mfu']:.0f}% of "
-                     f"{report['peak_tflops']:g} TFLOP/s")
-    elif train:
-        parts.append(f"{train['model']} {train['size']} bf16 train {train['img_per_s']:.3g} img/s (no MFU: no peak)")
+    if row:
+        parts.append(f"{row['model']} {row['size']} bs{row['batch']} bf16 train {row['img_per_s']:.3g} img/s, "
+                     + (f"MFU {_pct(row['mfu'])} of {report['peak_tflops']:g} TFLOP/s" if row.get("mfu") is not None
+                        else "no MFU (no bf16 peak known for this device)"))
     q = report["ratios"]
     parts.append(f"ours/timm {_span(x['value'] for x in q if x['ratio'] == 'ours/timm')}")
     parts.append(f"ours/mmseg {_span(x['value'] for x in q if x['ratio'] == 'ours/mmseg')}")
@@ -245,7 +249,7 @@ def _summary_large(report: dict, extra: dict) -> str:
                 and r["model"].startswith("ViT-")), None)
     if big:
         parts.append(f"{big['model']} {big['size']} bs{big['batch']} bf16 train {big['img_per_s']:.3g} img/s, "
-                     f"{_gib(big['mem_mib'])}" + (f", MFU {100 * big['mfu']:.0f}%" if big.get("mfu") else ""))
+                     f"{_gib(big['mem_mib'])}" + (f", MFU {_pct(big['mfu'])}" if big.get("mfu") else ""))
     vit = [x for x in q if x["model"].startswith("ViT-")]
     parts.append(f"ours/timm {_span(x['value'] for x in vit if x['ratio'] == 'ours/timm')}")
     parts.append(f"ours/mmseg {_span(x['value'] for x in vit if x['ratio'] == 'ours/mmseg')}")
