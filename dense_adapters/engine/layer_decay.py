@@ -61,8 +61,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         self.layer_decay_rate, self.backbone_lr_mult = rate, mult
 
     def add_params(self, params: list, module: nn.Module, prefix: str = "", is_dcn_module=None) -> None:
+        if prefix and not any(p.requires_grad for p in module.parameters()):
+            return  # a frozen subtree (frozen backbone) is left out silently, not with one warning per tensor
         super().add_params(params, module, prefix=prefix, is_dcn_module=is_dcn_module)
-        if prefix or (self.layer_decay_rate == 1.0 and self.backbone_lr_mult == 1.0):
+        if prefix:
             return  # children are handled by the top-level call, once every group exists
         names = {id(p): n for n, p in module.named_parameters()}
         blocks = {int(m.group(1)) for n in names.values() if n.startswith("backbone.")
@@ -70,9 +72,10 @@ class LayerDecayOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         num_layers = max(blocks) + 1 if blocks else 0
         for group in params:
             name = names[id(group["params"][0])]
-            if not name.startswith("backbone."):
+            if not name.startswith("backbone.") or (self.layer_decay_rate == 1.0 and self.backbone_lr_mult == 1.0):
                 continue
             scale = self.backbone_lr_mult * self.layer_decay_rate ** (num_layers + 1 - vit_layer_id(name, num_layers))
             group["lr"] = group.get("lr", self.base_lr) * scale
+        frozen = sum(p.numel() for p in module.parameters() if not p.requires_grad)
         print_log(f"backbone lr x{self.backbone_lr_mult}, layer-wise decay {self.layer_decay_rate} over "
-                  f"{num_layers} blocks", logger="current")
+                  f"{num_layers} blocks; {frozen / 1e6:.2f}M frozen parameters left out", logger="current")
