@@ -3,8 +3,8 @@
 # Patch 14: batches are padded bottom/right to 532 = 38 x 14 (ignored labels) and test images to a multiple of 28, so
 # the 38x38 patch grid covers the input exactly and every pyramid level (152/76/38/19, strides 3.5/7/14/28) is exact.
 _base_ = [
-    'mmseg::_base_/default_runtime.py', './_base_/models/mask2former_regvit_sfp.py',
-    './_base_/datasets/ade20k_mask2former-512x512.py', './_base_/schedules/mask2former_adamw_160k.py'
+    'mmseg::_base_/default_runtime.py', './_base_/models/vit-sfp_mask2former.py',
+    './_base_/datasets/ade20k_mask2former-512x512.py', './_base_/schedules/mask2former-adamw_160k.py'
 ]
 model = dict(
     data_preprocessor=dict(size=(532, 532), test_cfg=dict(size_divisor=28)),

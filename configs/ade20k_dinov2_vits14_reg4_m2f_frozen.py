@@ -2,8 +2,8 @@
 # (3, 6, 9, 12; the shallowest at 4x), only the neck and the Mask2Former head train. Head, schedule, crops and total
 # batch (16 = 8 GPUs x 2) as ade20k_dinov2_vits14_reg4_m2f.py; padding to multiples of 28 as there.
 _base_ = [
-    'mmseg::_base_/default_runtime.py', './_base_/models/mask2former_regvit_sfp.py',
-    './_base_/datasets/ade20k_mask2former-512x512.py', './_base_/schedules/mask2former_adamw_160k.py'
+    'mmseg::_base_/default_runtime.py', './_base_/models/vit-sfp_mask2former.py',
+    './_base_/datasets/ade20k_mask2former-512x512.py', './_base_/schedules/mask2former-adamw_160k.py'
 ]
 model = dict(
     data_preprocessor=dict(size=(532, 532), test_cfg=dict(size_divisor=28)),
