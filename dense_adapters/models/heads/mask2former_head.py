@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from mmengine.config import ConfigDict
-from mmseg.models.decode_heads import Mask2FormerHead as MMSegMask2FormerHead
 
-from ...registry import MODELS
+from ...registry import MODELS  # first: mmseg imports under mmcv-lite only once the registry set up its stand-in
 from ..layers.pixel_decoder import require_mmdet
+
+from mmseg.models.decode_heads import Mask2FormerHead as MMSegMask2FormerHead  # noqa: E402
 
 
 @MODELS.register_module()

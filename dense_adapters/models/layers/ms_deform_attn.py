@@ -17,13 +17,17 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
-from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention as MMCVMultiScaleDeformableAttention
-from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction, multi_scale_deformable_attn_pytorch
 from torch import Tensor
 
 from ... import compat
 from ...errors import CompiledOpUnavailable, UserError
-from ...registry import MODELS
+from ...registry import MODELS  # first: under mmcv-lite, mmcv.ops imports only once the registry set up its stand-in
+
+from mmcv.ops import multi_scale_deform_attn as mmcv_msda  # noqa: E402
+
+MMCVMultiScaleDeformableAttention = mmcv_msda.MultiScaleDeformableAttention
+MultiScaleDeformableAttnFunction = mmcv_msda.MultiScaleDeformableAttnFunction  # the compiled op (full mmcv)
+multi_scale_deformable_attn_pytorch = mmcv_msda.multi_scale_deformable_attn_pytorch
 
 IMPLS = ("auto", "pytorch", "cuda")
 
