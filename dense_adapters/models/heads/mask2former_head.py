@@ -16,7 +16,8 @@ class Mask2FormerHead(MMSegMask2FormerHead):
     back to ``BaseModule`` as the parent class when mmdet is not installed).
 
     Plain-dict sub-configs (a model built from Python rather than from a config file) are turned into
-    ``ConfigDict``s, which mmdet's head reads by attribute. Use with ``dense_adapters.MSDeformAttnPixelDecoder`` so that the pixel decoder needs no compiled op.
+    ``ConfigDict``s, which mmdet's head reads by attribute. Use with ``dense_adapters.MSDeformAttnPixelDecoder`` so
+    that the pixel decoder needs no compiled op.
     """
 
     def __init__(self, *args, **kwargs) -> None:
