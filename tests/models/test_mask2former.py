@@ -18,7 +18,7 @@ from dense_adapters.runner_utils import replace_syncbn
 pytestmark = pytest.mark.skipif(not has_mmdet(), reason="Mask2Former needs mmdet (the m2f extra)")
 register_all_modules()
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-M2F_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs", "*_m2f*.py")))
+M2F_CONFIGS = sorted(glob.glob(osp.join(ROOT, "configs", "*_mask2former_*.py")))  # the leaves (not aliases)
 
 
 def mmseg_reference() -> Config:
@@ -75,7 +75,10 @@ def _strip(node, drop=("type", "in_channels", "impl")):
 
 def test_there_are_m2f_configs():
     names = {osp.basename(p) for p in M2F_CONFIGS}
-    assert {"ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py"} <= names
+    assert {"regvit-s14-reg4_mask2former_8xb2-160k_ade20k-512x512.py",
+            "regvit-s14-reg4-frozen_mask2former_8xb2-160k_ade20k-512x512.py"} <= names
+    for alias in ("ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py"):  # README names
+        assert osp.isfile(osp.join(ROOT, "configs", alias))
 
 
 @pytest.mark.parametrize("path", M2F_CONFIGS, ids=[osp.basename(p) for p in M2F_CONFIGS])
@@ -101,7 +104,7 @@ def test_config_follows_mmseg_ade20k_recipe(path):
     assert cfg.param_scheduler == ref.param_scheduler and cfg.train_cfg.max_iters == 160000
     assert cfg.model.test_cfg == ref.model.test_cfg
     # padding to a multiple of the coarsest stride (2 x patch), training batches included
-    patch = 14 if "14" in osp.basename(path) else 16
+    patch = 14 if "-s14-" in osp.basename(path) else 16
     assert cfg.model.data_preprocessor.test_cfg.size_divisor == 2 * patch
     assert all(s % (2 * patch) == 0 and s >= 512 for s in cfg.model.data_preprocessor.size)
     frozen = "frozen" in osp.basename(path)
@@ -126,7 +129,7 @@ def test_config_model_needs_no_compiled_op(path):
 def test_layer_decay_and_backbone_lr():
     from mmengine.optim import build_optim_wrapper
 
-    cfg = Config.fromfile(osp.join(ROOT, "configs", "ade20k_dinov2_vits14_reg4_m2f.py"))
+    cfg = Config.fromfile(osp.join(ROOT, "configs", "regvit-s14-reg4_mask2former_8xb2-160k_ade20k-512x512.py"))
     model = torch.nn.Module()
     model.backbone = MODELS.build(dict(type="dense_adapters.RegViT", img_size=28, patch_size=14, embed_dim=32,
                                        depth=3, num_heads=2, num_register_tokens=2))

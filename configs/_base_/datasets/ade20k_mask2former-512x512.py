@@ -29,6 +29,7 @@ tta_pipeline = [
          dict(type='RandomFlip', prob=1., direction='horizontal')],
         [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])
 ]
+tta_model = dict(type='SegTTAModel')
 train_dataloader = dict(
     batch_size=2,
     num_workers=4,

@@ -6,7 +6,6 @@
 # the pixel decoder's attention, dense_adapters.MultiScaleDeformableAttention, which uses mmcv's compiled CUDA op
 # only where full mmcv is installed and mmcv's PyTorch kernel everywhere else (impl='auto'|'pytorch'|'cuda').
 # Leaves set the backbone preset and checkpoint, the neck's in_channels and the padding (see docs/mask2former.md).
-custom_imports = dict(imports=['dense_adapters.models', 'dense_adapters.engine'], allow_failed_imports=False)
 num_classes = 150
 embed_dims = 256
 data_preprocessor = dict(
