@@ -12,8 +12,8 @@ from mmengine.config import Config, ConfigDict
 
 from dense_adapters.models.layers import ms_deform_attn as M
 from dense_adapters.models.layers.pixel_decoder import MMDET_HINT, has_mmdet
-from dense_adapters.registry import MODELS, register_all_modules
-from dense_adapters.runner_utils import replace_syncbn
+from dense_adapters.registry import MODELS
+from dense_adapters.utils import register_all_modules, replace_syncbn
 
 pytestmark = pytest.mark.skipif(not has_mmdet(), reason="Mask2Former needs mmdet (the m2f extra)")
 register_all_modules()
@@ -170,11 +170,11 @@ def test_bad_layer_decay_is_a_user_error():
 
 
 def test_without_mmdet_the_tools_say_what_to_install(ade_sample, tmp_path):
-    """mmdet made unimportable in a fresh process: tools/train.py ends in one error line naming the extra."""
-    code = ("import runpy, sys; sys.modules['mmdet'] = None; "
-            f"sys.argv = ['train.py', {M2F_CONFIGS[0]!r}, '--work-dir', {str(tmp_path)!r}, '--data-root', "
-            f"{ade_sample!r}, '--cfg-options', 'model.backbone.init_cfg=None']; "
-            "runpy.run_path('tools/train.py', run_name='__main__')")
+    """mmdet made unimportable in a fresh process: the train tool ends in one error line naming the extra."""
+    argv = [M2F_CONFIGS[0], "--work-dir", str(tmp_path), "--data-root", ade_sample,
+            "--cfg-options", "model.backbone.init_cfg=None"]
+    code = ("import sys; sys.modules['mmdet'] = None; "
+            f"from dense_adapters.cli.train import main; sys.exit(main({argv!r}))")
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]

@@ -3,10 +3,11 @@ reference written from the formula, the module against mmcv's on the CPU, and th
 import pytest
 import torch
 
-from dense_adapters import compat
+from dense_adapters import _mmcv_lite
 from dense_adapters.errors import CompiledOpUnavailable, UserError
 from dense_adapters.models.layers import ms_deform_attn as M
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+from dense_adapters.utils import register_all_modules
 
 MMCVAttention = M.MMCVMultiScaleDeformableAttention  # mmcv.ops' class (imported after the mmcv-lite stand-in)
 
@@ -89,7 +90,7 @@ def test_kernel_choice_errors():
 
 
 def test_detected_lite_install_picks_pytorch_on_gpus():
-    if compat.has_compiled_mmcv():
+    if _mmcv_lite.has_compiled_mmcv():
         pytest.skip("full mmcv installed: the compiled op is the default on GPUs")
     assert M.resolve_impl("auto", "cuda") == "pytorch"
 
@@ -137,12 +138,12 @@ def test_auto_runs_on_cuda_and_matches_cpu():
     cpu = M.deformable_attention_pytorch(value, shapes, loc, w)
     ours, _ = _pair(True)
     kernel = ours.cuda().kernel_for(value.cuda())
-    assert kernel == ("cuda" if compat.has_compiled_mmcv() else "pytorch")
+    assert kernel == ("cuda" if _mmcv_lite.has_compiled_mmcv() else "pytorch")
     gpu = M.deformable_attention_pytorch(value.cuda(), shapes.cuda(), loc.cuda(), w.cuda())
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.skipif(not (torch.cuda.is_available() and compat.has_compiled_mmcv()),
+@pytest.mark.skipif(not (torch.cuda.is_available() and _mmcv_lite.has_compiled_mmcv()),
                     reason="needs a CUDA device and full (compiled) mmcv")
 def test_compiled_op_equals_pytorch_kernel():
     value, shapes, loc, w = (t.cuda() for t in random_inputs())

@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from dense_adapters.errors import UserError
 from dense_adapters.models.necks.simple_fpn import LayerNorm2d, SimpleFeaturePyramid
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 

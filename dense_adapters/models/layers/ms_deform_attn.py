@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ... import compat
+from ... import _mmcv_lite
 from ...errors import CompiledOpUnavailable, UserError
 from ...registry import MODELS  # first: under mmcv-lite, mmcv.ops imports only once the registry set up its stand-in
 
@@ -39,7 +39,7 @@ def resolve_impl(impl: str, device_type: str, compiled: Optional[bool] = None) -
     """
     if impl not in IMPLS:
         raise UserError(f"unknown deformable-attention impl {impl!r}: use one of {IMPLS}")
-    compiled = compat.has_compiled_mmcv() if compiled is None else compiled
+    compiled = _mmcv_lite.has_compiled_mmcv() if compiled is None else compiled
     if impl == "pytorch":
         return "pytorch"
     if impl == "cuda":
