@@ -234,9 +234,11 @@ def shrink_seg_model(model_cfg: dict, dim: int = 64, depth: int = 4, heads: int 
         bb["out_indices"] = tuple(range(depth - len(bb["out_indices"]), depth))
     if bb.get("skip_layers"):
         bb["skip_layers"] = skip_layers_for(depth)
+    if "Mask2FormerHead" in str(model_cfg["decode_head"].get("type")):
+        _shrink_mask2former(model_cfg, dim)
     for key in ("neck", "decode_head", "auxiliary_head"):
         part = model_cfg.get(key)
-        if not part:
+        if not part or "Mask2FormerHead" in str(part.get("type")):
             continue
         v = part.get("in_channels")
         if isinstance(v, (list, tuple)):
@@ -247,6 +249,37 @@ def shrink_seg_model(model_cfg: dict, dim: int = 64, depth: int = 4, heads: int 
             part["out_channels"] = dim
         if "channels" in part:
             part["channels"] = 16
+
+
+def _shrink_mask2former(model_cfg: dict, dim: int) -> None:
+    """Mask2Former at width ``dim`` (a multiple of 32, for the pixel decoder's GroupNorm): 10 queries, 3 decoder
+    layers, 1 pixel-decoder layer, 2 heads, 256 sampled points; the neck's output follows."""
+    head = model_cfg["decode_head"]
+    head.update(in_channels=[dim] * len(head["in_channels"]), feat_channels=dim, out_channels=dim, num_queries=10)
+    head["positional_encoding"]["num_feats"] = dim // 2
+    pd = head["pixel_decoder"]
+    pd["positional_encoding"]["num_feats"] = dim // 2
+    pd["encoder"]["num_layers"] = 1
+    pd["encoder"]["layer_cfg"]["self_attn_cfg"].update(embed_dims=dim, num_heads=2)
+    pd["encoder"]["layer_cfg"]["ffn_cfg"].update(embed_dims=dim, feedforward_channels=2 * dim)
+    td = head["transformer_decoder"]
+    td["num_layers"] = 3
+    for key in ("self_attn_cfg", "cross_attn_cfg"):
+        td["layer_cfg"][key].update(embed_dims=dim, num_heads=2)
+    td["layer_cfg"]["ffn_cfg"].update(embed_dims=dim, feedforward_channels=2 * dim)
+    head["train_cfg"]["num_points"] = 256
+    if model_cfg.get("neck"):
+        model_cfg["neck"]["out_channels"] = dim
+
+
+def region_labels(size: int, classes: int, num_classes: int, generator: torch.Generator) -> Tensor:
+    """[1, size, size] labels with ``classes`` classes: the Voronoi regions of as many random seeds, each a distinct
+    random class (a realistic class count per image for mask-classification heads such as Mask2Former)."""
+    seeds = torch.rand(classes, 2, generator=generator) * size
+    ids = torch.randperm(num_classes, generator=generator)[:classes]
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    dist = (yy[None] - seeds[:, 0, None, None]) ** 2 + (xx[None] - seeds[:, 1, None, None]) ** 2
+    return ids[dist.argmin(0)][None]
 
 
 def autocast_optim_wrapper(model: nn.Module, optim_cfg: dict, device: torch.device, dtype: str):
@@ -265,14 +298,18 @@ def autocast_optim_wrapper(model: nn.Module, optim_cfg: dict, device: torch.devi
 
 
 def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: bool = False,
-             tiny: bool = False, crop: Optional[int] = None) -> Case:
+             tiny: bool = False, crop: Optional[int] = None, classes: Optional[int] = None) -> Case:
     """One mmseg training step (data preprocessor, forward, losses, backward, AdamW) of a config's model.
 
     The model is built with the backbone's ``init_cfg=None`` (random weights: speed only), SyncBN as BN;
-    the batch is random uint8 images and labels of the config's crop size (``crop`` overrides it).
+    the batch is random uint8 images and labels of the config's crop size (``crop`` overrides it): uniform random
+    labels over all classes, or with ``classes`` the regions of :func:`region_labels` (per-pixel losses cost the
+    same either way; Mask2Former matches and supervises one mask per class present).
     """
     if not osp.isfile(config):
         raise FileNotFoundError(f"config not found: {config}: give the path of a file in configs/")
+    if classes is not None and classes < 1:
+        raise UserError(f"classes={classes}: labels need at least one class per image")
     if batch < 2:
         raise UserError(f"batch={batch}: a training step needs >= 2 images (BatchNorm of UPerNet's 1x1 pooling "
                          "branch cannot train on one): use --batch 2 or more")
@@ -301,10 +338,13 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
         model.train()
         optim = autocast_optim_wrapper(model, dict(cfg.optim_wrapper), device, dtype)
         num_classes = mcfg["decode_head"]["num_classes"]
+        g = torch.Generator().manual_seed(0)
 
         def sample() -> SegDataSample:
             ds = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size)))
-            ds.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, size, size), device=device))
+            labels = (torch.randint(0, num_classes, (1, size, size)) if classes is None
+                      else region_labels(size, min(classes, num_classes), num_classes, g))
+            ds.gt_sem_seg = PixelData(data=labels.to(device))
             return ds
 
         data = dict(inputs=[torch.randint(0, 256, (3, size, size), dtype=torch.uint8, device=device)
@@ -321,7 +361,8 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
 
         return Workload(model, step, batch, flops)
 
-    name = osp.splitext(osp.basename(config))[0] + (" (tiny)" if tiny else "")
+    name = (osp.splitext(osp.basename(config))[0] + (" (tiny)" if tiny else "")
+            + (f" ({classes} classes/img)" if classes else ""))
     return Case(label, name, str(crop) if crop else "crop", batch, "train", dtype, compile, build)
 
 

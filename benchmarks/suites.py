@@ -14,7 +14,12 @@ ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the checkout holding b
 SEG_CONFIGS = tuple(osp.join(ROOT, "configs", name) for name in (
     "ade20k_regvit.py", "ade20k_regvit_upernet.py", "ade20k_regvit_skipat_upernet.py"))
 SEG_LABELS = {"ade20k_regvit": "linear", "ade20k_regvit_upernet": "upernet",
-              "ade20k_regvit_skipat_upernet": "skipat"}
+              "ade20k_regvit_skipat_upernet": "skipat", "ade20k_dinov2_vits14_reg4_m2f": "m2f",
+              "ade20k_dinov2_vits14_reg4_m2f_frozen": "m2f-frozen"}
+# Mask2Former (docs/mask2former.md) next to UPerNet, on labels with a realistic number of classes per image
+M2F_CONFIGS = tuple(osp.join(ROOT, "configs", name) for name in (
+    "ade20k_regvit_upernet.py", "ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py"))
+M2F_CLASSES = 8
 SUITES = ("quick", "cpu", "gpu", "gpu-check")
 # per suite: warm-up steps, repeats, minimum seconds per timed run, threads (None: torch's default)
 SUITE_TIMING = {"quick": (1, 1, 0.0, 1), "cpu": (2, 7, 1.0, None), "gpu": (5, 7, 0.5, None),
@@ -70,21 +75,21 @@ def _backbone_group(arch, patch, reg, size, batch, mode, dtype, impls, skipat, c
     return Group(name, cases, ratios)
 
 
-def seg_groups(configs, batch, dtypes, compile_, crop=None, tiny=False) -> list:
+def seg_groups(configs, batch, dtypes, compile_, crop=None, tiny=False, classes=None) -> list:
     groups = []
     for dtype in dtypes:
         cases = []
         for cfg in configs:
             label = SEG_LABELS.get(osp.splitext(osp.basename(cfg))[0], osp.splitext(osp.basename(cfg))[0])
             if compile_ != "only":
-                cases.append(C.seg_case(label, cfg, batch, dtype, False, tiny, crop))
+                cases.append(C.seg_case(label, cfg, batch, dtype, False, tiny, crop, classes))
             if compile_ in ("both", "only"):
-                cases.append(C.seg_case(label + "+compile", cfg, batch, dtype, True, tiny, crop))
+                cases.append(C.seg_case(label + "+compile", cfg, batch, dtype, True, tiny, crop, classes))
         labels = [c.label for c in cases]
-        ratios = [(n, d) for n, d in (("skipat", "upernet"), ("skipat+compile", "upernet+compile"))
-                  if n in labels and d in labels]
-        groups.append(Group(f"ADE20K train step {crop or 'crop'} bs{batch} {dtype}", cases, ratios,
-                              warmup=1 if not tiny else None, repeats=3 if not tiny else None))
+        pairs = [("skipat", "upernet"), ("m2f", "upernet"), ("m2f-frozen", "m2f")]
+        ratios = [(n + s, d + s) for s in ("", "+compile") for n, d in pairs if n + s in labels and d + s in labels]
+        name = f"ADE20K train step {crop or 'crop'} bs{batch} {dtype}" + (f" {classes} cls/img" if classes else "")
+        groups.append(Group(name, cases, ratios, warmup=1 if not tiny else None, repeats=3 if not tiny else None))
     return groups
 
 
@@ -183,6 +188,7 @@ def suite_groups(suite: str, cuda: bool) -> list:
         return (backbone_groups(modes=["forward", "train"], **t)
                 + [dtype_group("tiny-test", 16, 64, 2, "train")]
                 + seg_groups(SEG_CONFIGS, 2, ["fp32"], "off", crop=56, tiny=True)
+                + seg_groups(M2F_CONFIGS[:2], 2, ["fp32"], "off", crop=56, tiny=True, classes=M2F_CLASSES)
                 + [lost_group("tiny-test", 16, 64), uformer_group("T", 32, 1, "train", tiny=True)])
     if suite == "cpu":  # what docs/benchmarks.md publishes; about 20 minutes on 1 core
         g = []
@@ -194,6 +200,7 @@ def suite_groups(suite: str, cuda: bool) -> list:
         g += backbone_groups(["small"], [16], [224], 4, [0], ["ours"], "off", ["forward"], ["fp32"], "both")
         g += [dtype_group("small", 16, 224, 4, "train"), dtype_group("small", 16, 224, 4, "forward")]
         g += seg_groups(SEG_CONFIGS, 2, ["fp32"], "off")
+        g += seg_groups(M2F_CONFIGS, 2, ["fp32"], "off", classes=M2F_CLASSES)  # about 6 minutes on 1 core
         g += [lost_group("small", 14, 518), uformer_group("T", 256, 1, "forward"),
               uformer_group("T", 256, 1, "train")]
         return g
@@ -207,6 +214,7 @@ def suite_groups(suite: str, cuda: bool) -> list:
             g += backbone_groups([arch], [14], [518], bs // 4, [4], C.IMPLS, "both", ["forward", "train"],
                                  ["bf16"], "off")
         g += seg_groups(SEG_CONFIGS, 8, ["fp32", "bf16"], "off")
+        g += seg_groups(M2F_CONFIGS, 2, ["fp32", "bf16"], "off", classes=M2F_CLASSES)  # the recipe's 2 per GPU
         g += [lost_group("small", 14, 518), uformer_group("B", 256, 4, "train")]
         return g
     if suite == "gpu-check":  # the timed groups of scripts/gpu_check.sh, in one run
@@ -220,7 +228,7 @@ def task_groups(a) -> list:
         return backbone_groups(a.arch, a.patch, a.sizes, a.batch, a.registers, a.impls, a.skipat, a.modes,
                                a.dtypes, a.compile)
     if a.task == "seg":
-        return seg_groups(a.configs, a.batch, a.dtypes, a.compile, a.crop)
+        return seg_groups(a.configs, a.batch, a.dtypes, a.compile, a.crop, classes=a.seg_classes)
     if a.task == "lost":
         return [lost_group(arch, patch, size, max(a.registers)) for arch in a.arch for patch in a.patch
                 for size in a.sizes]

@@ -8,6 +8,8 @@
         --impls ours timm mmseg --skipat both --modes forward train --dtypes fp32 bf16 --compile both
     python tools/benchmark.py --task seg --configs configs/ade20k_regvit_upernet.py \\
         configs/ade20k_regvit_skipat_upernet.py --batch 2
+    python tools/benchmark.py --task seg --configs configs/ade20k_regvit_upernet.py \
+        configs/ade20k_dinov2_vits14_reg4_m2f.py --batch 2 --seg-classes 8     # Mask2Former (docs/mask2former.md)
     python tools/benchmark.py --task lost --sizes 518 ;  python tools/benchmark.py --task uformer --sizes 256
 
 Cases of a group are timed interleaved (A B C A B C ...) after warm-up; step time = median over --repeats, spread =
@@ -73,6 +75,9 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--compile", choices=["off", "both", "only"], default="off", help="torch.compile variants")
     p.add_argument("--configs", nargs="+", default=list(S.SEG_CONFIGS), help="--task seg: segmentation configs")
     p.add_argument("--crop", type=int, help="--task seg: crop size (default: the config's)")
+    p.add_argument("--seg-classes", type=int, metavar="K",
+                   help="--task seg: labels with K classes per image (random regions; what Mask2Former's matching "
+                        "sees on real crops) instead of uniform random labels over all classes")
     p.add_argument("--presets", nargs="+", default=["T"], help="--task uformer: Uformer presets")
     p.add_argument("--warmup", type=int, help="warm-up steps per case (default: per suite; 2)")
     p.add_argument("--repeats", type=int, help="timed runs per case (default: per suite; 5)")

@@ -45,12 +45,15 @@ def test_quick_suite_json(quick_report):
     assert fwd["ours"]["params_m"] == fwd["timm"]["params_m"] == fwd["mmseg"]["params_m"]
     assert fwd["ours"]["gmacs_per_img"] == fwd["timm"]["gmacs_per_img"] == fwd["mmseg"]["gmacs_per_img"]
     seg = [r for r in rows if r["group"].startswith("ADE20K")]
-    assert [r["label"] for r in seg] == ["linear", "upernet", "skipat"] and all(r["mode"] == "train" for r in seg)
+    assert [r["label"] for r in seg] == ["linear", "upernet", "skipat", "upernet", "m2f"]
+    assert all(r["mode"] == "train" for r in seg)
+    assert [r["group"] for r in seg][-1].endswith("8 cls/img")  # Mask2Former on labels with 8 classes per image
     assert {r["label"] for r in rows if r["group"].startswith("LOST")} == {"keys", "keys+lost"}
     assert {r["label"] for r in rows if r["group"].startswith("Uformer")} == {"uformer", "skipat"}
     names = {(q["group"].split(" ")[0], q["ratio"]) for q in data["ratios"]}
     for want in (("ViT-tiny-test/16", "ours/timm"), ("ViT-tiny-test/16", "ours/mmseg"),
-                 ("ViT-tiny-test/16", "skipat/ours"), ("ADE20K", "skipat/upernet"), ("Uformer-T", "skipat/uformer")):
+                 ("ViT-tiny-test/16", "skipat/ours"), ("ADE20K", "skipat/upernet"), ("ADE20K", "m2f/upernet"),
+                 ("Uformer-T", "skipat/uformer")):
         assert want in names
     by = {(r["group"], r["label"]): r["img_per_s"] for r in rows}
     for q in data["ratios"]:
@@ -131,6 +134,16 @@ def test_bad_inputs_raise_clear_errors():
         cases.seg_case("x", "configs/nope.py", 2)
     with pytest.raises(ValueError, match="needs >= 2 images"):
         cases.seg_case("x", osp.join(ROOT, "configs", "ade20k_regvit_upernet.py"), 1)
+    with pytest.raises(ValueError, match="at least one class"):
+        cases.seg_case("x", osp.join(ROOT, "configs", "ade20k_regvit_upernet.py"), 2, classes=0)
+
+
+def test_region_labels_have_the_asked_number_of_classes():
+    g = torch.Generator().manual_seed(0)
+    for k in (1, 3, 8):
+        labels = cases.region_labels(40, k, 150, g)
+        assert labels.shape == (1, 40, 40) and labels.dtype == torch.int64
+        assert len(labels.unique()) == k and 0 <= labels.min() and labels.max() < 150
 
 
 @pytest.mark.parametrize("args, message", [
