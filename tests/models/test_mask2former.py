@@ -75,9 +75,10 @@ def _strip(node, drop=("type", "in_channels", "impl")):
 
 def test_there_are_m2f_configs():
     names = {osp.basename(p) for p in M2F_CONFIGS}
-    assert {"regvit-s14-reg4_mask2former_8xb2-160k_ade20k-512x512.py",
-            "regvit-s14-reg4-frozen_mask2former_8xb2-160k_ade20k-512x512.py"} <= names
-    for alias in ("ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py"):  # README names
+    assert {f"{m}_mask2former_8xb2-160k_ade20k-512x512.py" for m in (
+        "regvit-s14-reg4", "regvit-s14-reg4-frozen", "dinov3-vits16", "dinov3-vits16-frozen")} <= names
+    for alias in ("ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py",
+                  "ade20k_dinov3_vits16_m2f.py", "ade20k_dinov3_vits16_m2f_frozen.py"):  # README names
         assert osp.isfile(osp.join(ROOT, "configs", alias))
 
 

@@ -42,8 +42,10 @@ train_cfg = dict(max_iters=20, val_interval=20)
 default_hooks = dict(checkpoint=dict(interval=20, save_best=None), logger=dict(interval=1))
 """
 # (validation at the end of training runs the padded test path too: 50x70 images padded to multiples of 2 x patch)
-LEAVES = [("ade20k_dinov2_vits14_reg4_m2f.py", "preset=None, img_size=56, patch_size=14, num_register_tokens=2", 56,
-           True)]
+# patch 16 with the DINOv3 preset (RoPE, 4 registers) at a small width; patch 14 with a plain tiny RegViT
+LEAVES = [("ade20k_dinov3_vits16_m2f.py", "preset='dinov3_vits16'", 64, True),
+          ("ade20k_dinov2_vits14_reg4_m2f.py", "preset=None, img_size=56, patch_size=14, num_register_tokens=2", 56,
+           False)]
 
 
 def run_tool(*args):
