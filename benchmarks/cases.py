@@ -306,6 +306,10 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
     labels over all classes, or with ``classes`` the regions of :func:`region_labels` (per-pixel losses cost the
     same either way; Mask2Former matches and supervises one mask per class present).
     """
+    from dense_adapters.cli.configs import PREFIX, read_config, resolve_config
+
+    if config.startswith(PREFIX):
+        config = resolve_config(config)
     if not osp.isfile(config):
         raise FileNotFoundError(f"config not found: {config}: give the path of a file in configs/")
     if classes is not None and classes < 1:
@@ -315,7 +319,6 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
                          "branch cannot train on one): use --batch 2 or more")
 
     def build(device: torch.device) -> Workload:
-        from mmengine.config import Config
         from mmengine.structures import PixelData
 
         from mmseg.registry import MODELS
@@ -325,7 +328,7 @@ def seg_case(label: str, config: str, batch: int, dtype: str = "fp32", compile: 
 
         register_all_modules()
 
-        cfg = Config.fromfile(config)
+        cfg = read_config(config)
         mcfg = cfg.model.to_dict() if hasattr(cfg.model, "to_dict") else dict(cfg.model)
         mcfg["backbone"]["init_cfg"] = None
         replace_syncbn(mcfg)  # SyncBN needs a process group; one process uses BN (same cost per device)

@@ -10,8 +10,8 @@ from dense_adapters.errors import UserError
 
 from . import cases as C
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))  # the checkout holding benchmarks/ and configs/
-SEG_CONFIGS = tuple(osp.join(ROOT, "configs", name) for name in (
+# the package's own configs (dense_adapters.cli.configs finds them in a checkout and in an installed wheel)
+SEG_CONFIGS = tuple("dense_adapters::" + name for name in (
     "ade20k_regvit.py", "ade20k_regvit_upernet.py", "ade20k_regvit_skipat_upernet.py"))
 SEG_LABELS = {"ade20k_regvit": "linear", "ade20k_regvit_upernet": "upernet",
               "ade20k_regvit_skipat_upernet": "skipat", "ade20k_dinov2_vits14_reg4_m2f": "m2f",
@@ -80,7 +80,8 @@ def seg_groups(configs, batch, dtypes, compile_, crop=None, tiny=False, classes=
     for dtype in dtypes:
         cases = []
         for cfg in configs:
-            label = SEG_LABELS.get(osp.splitext(osp.basename(cfg))[0], osp.splitext(osp.basename(cfg))[0])
+            name = osp.splitext(osp.basename(cfg.split("::")[-1]))[0]  # a file or dense_adapters::NAME.py
+            label = SEG_LABELS.get(name, name)
             if compile_ != "only":
                 cases.append(C.seg_case(label, cfg, batch, dtype, False, tiny, crop, classes))
             if compile_ in ("both", "only"):

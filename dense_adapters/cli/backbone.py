@@ -3,7 +3,6 @@ with overrides (``--cfg-options``) and a checkpoint converted on load (``--check
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 import sys
 from typing import Optional
 
@@ -53,11 +52,9 @@ def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool =
 
 
 def _backbone_cfg(path: str, cfg_options: Optional[dict]) -> tuple[dict, str]:
-    from mmengine.config import Config
+    from .configs import read_config
 
-    if not osp.isfile(path):
-        raise UserError(f"config {path!r} not found: pass an existing config file")
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if "model" in cfg and isinstance(cfg.model, dict) and "backbone" in cfg.model:

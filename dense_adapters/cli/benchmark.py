@@ -28,18 +28,27 @@ import torch
 
 from .. import benchmark as B
 from ..errors import UserError
+from .configs import mim_dir
 from .core import repo_root, run_cli
 
 _MODULE = "dense_adapters_benchmarks"  # the name the checkout's benchmarks/ is imported under
 
 
+def default_benchmarks_dir() -> str:
+    """``benchmarks/`` of the checkout (the current folder's, else the package's), else the installed copy."""
+    here = osp.join(repo_root(), "benchmarks")
+    if osp.isfile(osp.join(here, "__init__.py")):
+        return here
+    return mim_dir("benchmarks") or here
+
+
 def load_benchmarks(folder: Optional[str] = None) -> ModuleType:
-    """Import the cases and suites of ``folder`` (default: ``benchmarks/`` of the checkout) as a package."""
-    folder = osp.abspath(folder or osp.join(repo_root(), "benchmarks"))
+    """Import the cases and suites of ``folder`` (default: :func:`default_benchmarks_dir`) as a package."""
+    folder = osp.abspath(folder or default_benchmarks_dir())
     init = osp.join(folder, "__init__.py")
     if not osp.isfile(init):
-        raise UserError(f"no benchmark cases in {folder}: the suites live in a checkout's benchmarks/ folder; run "
-                        "from the repository root or pass --benchmarks-dir DIR")
+        raise UserError(f"no benchmark cases in {folder}: the suites live in the repository's benchmarks/ folder "
+                        "(a wheel carries a copy); run from a clone or pass --benchmarks-dir DIR")
     mod = sys.modules.get(_MODULE)
     if mod is not None and osp.dirname(osp.abspath(mod.__file__)) == folder:
         return mod
@@ -58,7 +67,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     pre.add_argument("--benchmarks-dir")
     bench = load_benchmarks(pre.parse_known_args(argv)[0].benchmarks_dir)
     C, S = bench.cases, bench.suites
-    p.add_argument("--benchmarks-dir", help="the folder of cases and suites (default: benchmarks/ of the checkout)")
+    p.add_argument("--benchmarks-dir", help="the folder of cases and suites (default: benchmarks/ of the checkout, "
+                                           "else the installed package's copy)")
     p.add_argument("--suite", choices=S.SUITES, help="a preset set of groups (else --task with its options)")
     p.add_argument("--task", choices=["backbone", "seg", "lost", "uformer"], default="backbone")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
@@ -73,7 +83,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     p.add_argument("--modes", nargs="+", choices=B.MODES, default=["forward"])
     p.add_argument("--dtypes", nargs="+", choices=B.DTYPES, default=["fp32"], help="bf16 = autocast")
     p.add_argument("--compile", choices=["off", "both", "only"], default="off", help="torch.compile variants")
-    p.add_argument("--configs", nargs="+", default=list(S.SEG_CONFIGS), help="--task seg: segmentation configs")
+    p.add_argument("--configs", nargs="+", default=list(S.SEG_CONFIGS),
+                   help="--task seg: segmentation configs (files or dense_adapters::NAME.py)")
     p.add_argument("--crop", type=int, help="--task seg: crop size (default: the config's)")
     p.add_argument("--seg-classes", type=int, metavar="K",
                    help="--task seg: labels with K classes per image (random regions; what Mask2Former's matching "

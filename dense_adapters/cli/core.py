@@ -93,6 +93,15 @@ def add_cfg_options(parser: argparse.ArgumentParser, help: Optional[str] = None,
 
 # ---- where things are ----------------------------------------------------------------------------------------------
 
+def cache_dir() -> str:
+    """Where an installed package keeps what it makes (the demo's sample): ``$DENSE_ADAPTERS_CACHE``, else
+    ``$XDG_CACHE_HOME/dense_adapters``, else ``~/.cache/dense_adapters``."""
+    if os.environ.get("DENSE_ADAPTERS_CACHE"):
+        return osp.abspath(osp.expanduser(os.environ["DENSE_ADAPTERS_CACHE"]))
+    base = os.environ.get("XDG_CACHE_HOME") or osp.join(osp.expanduser("~"), ".cache")
+    return osp.join(base, "dense_adapters")
+
+
 def repo_root() -> str:
     """The checkout the tools run in: the current folder if it holds ``configs/``, else the folder above the
     package (an editable install), else the current folder."""

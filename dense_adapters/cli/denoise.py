@@ -53,16 +53,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def build_model(config: str, checkpoint: Optional[str], device: str, trust_pickle: bool = False) -> torch.nn.Module:
     """Restorer of ``config`` with ``checkpoint`` loaded (safe loader, strict fit), in eval mode on ``device``."""
-    from mmengine.config import Config
-
     from ..engine.safe_load import load_weights
     from ..registry import MODELS
     from ..utils import register_all_modules
+    from .configs import read_config
 
-    if not osp.isfile(config):
-        raise FileNotFoundError(f"config not found: {config}")
+    cfg = read_config(config)
     register_all_modules()
-    cfg = Config.fromfile(config)
     cfg.model.get("backbone", {}).pop("init_cfg", None)  # the checkpoint holds every weight
     model = MODELS.build(cfg.model)
     if checkpoint:

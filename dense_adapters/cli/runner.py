@@ -32,7 +32,8 @@ def export_local_rank(args) -> None:
 
 
 def default_work_dir(config_path: str) -> str:
-    return osp.join("work_dirs", osp.splitext(osp.basename(config_path))[0])
+    """``work_dirs/<config name>`` (also for ``dense_adapters::NAME.py``)."""
+    return osp.join("work_dirs", osp.splitext(osp.basename(config_path.split("::")[-1]))[0])
 
 
 def set_data_root(cfg, data_root: str) -> None:
@@ -43,12 +44,10 @@ def set_data_root(cfg, data_root: str) -> None:
 
 def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
                 launcher: str = "none"):
-    """Read a config and apply the command line's overrides."""
-    from mmengine.config import Config
+    """Read a config (a file or ``dense_adapters::NAME.py``) and apply the command line's overrides."""
+    from .configs import read_config
 
-    if not osp.isfile(path):
-        raise UserError(f"config not found: {path}: give the path of a file in configs/")
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if data_root:

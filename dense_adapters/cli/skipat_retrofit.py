@@ -20,6 +20,7 @@ from ..errors import UserError
 from ..nn import PRESETS, UFORMER_PRESETS
 from ..retrofit.api import RetrofitConfig, retrofit
 from ..retrofit.spec import spec_from_arch, spec_from_config
+from .configs import read_config
 from .core import add_cfg_options, run_cli
 
 
@@ -98,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> RetrofitConfig:
     if args.config:
         if args.cfg_options:
             raise UserError("--cfg-options (--set) applies to --arch; edit the config instead")
-        spec, cfg_ckpt = spec_from_config(args.config)
+        spec, cfg_ckpt = spec_from_config(read_config(args.config))
         checkpoint = checkpoint or cfg_ckpt
     else:
         spec = spec_from_arch(args.arch, dict(args.cfg_options))

@@ -85,16 +85,21 @@ def spec_from_arch(arch: str, overrides: Optional[dict] = None) -> ModelSpec:
     return ModelSpec("regvit", arch, overrides)
 
 
-def spec_from_config(path: str) -> tuple[ModelSpec, Optional[str]]:
-    """(spec, checkpoint from ``init_cfg`` or None) from an mmengine config: ``model.backbone`` of type
-    ``dense_adapters.RegViT`` or a restorer's ``model.generator`` of type ``dense_adapters.Uformer``."""
+def spec_from_config(path) -> tuple[ModelSpec, Optional[str]]:
+    """(spec, checkpoint from ``init_cfg`` or None) from an mmengine config (a file, or a loaded ``Config``):
+    ``model.backbone`` of type ``dense_adapters.RegViT`` or a restorer's ``model.generator`` of type
+    ``dense_adapters.Uformer``."""
     import os.path as osp
 
     from mmengine.config import Config
 
-    if not osp.isfile(path):
-        raise UserError(f"config not found: {path}: give the path of a file in configs/")
-    model = Config.fromfile(path).get("model") or {}
+    if isinstance(path, str):
+        if not osp.isfile(path):
+            raise UserError(f"config not found: {path}: give the path of a file in configs/")
+        cfg = Config.fromfile(path)
+    else:
+        cfg, path = path, path.filename
+    model = cfg.get("model") or {}
     for key, family in (("backbone", "regvit"), ("generator", "uformer")):
         part = model.get(key)
         if isinstance(part, dict) and str(part.get("type", "")).rsplit(".", 1)[-1] in ("RegViT", "Uformer"):
