@@ -85,7 +85,7 @@ def test_a_user_base_with_a_typo_names_the_base(tmp_path):
 
 
 def test_tools_take_packaged_names(tmp_path, capsys, ade_sample):
-    from dense_adapters.cli import check_dataset, train
+    from dense_adapters.cli import check_dataset, skipat_retrofit, train
     from dense_adapters.cli.backbone import build_backbone
     from dense_adapters.cli.runner import default_work_dir
 
@@ -93,6 +93,11 @@ def test_tools_take_packaged_names(tmp_path, capsys, ade_sample):
     vit = build_backbone(config="dense_adapters::ade20k_regvit.py",
                          cfg_options={"model.backbone.depth": 2, "model.backbone.init_cfg": None})
     assert len(vit.blocks) == 2 and vit.num_prefix_tokens == 5
+    retro = skipat_retrofit.config_from_args(skipat_retrofit.parse_args(
+        ["--config", "dense_adapters::ade20k_regvit.py", "--skip", "3-8", "--images", str(tmp_path), "--out",
+         str(tmp_path / "r")]))
+    assert retro.spec.family == "regvit" and retro.spec.preset == "dinov2_vits14_reg4"
+    assert retro.checkpoint == "checkpoints/dinov2_vits14_reg4_pretrain.pth"  # the config's init_cfg
     assert check_dataset.main(["dense_adapters::ade20k_regvit.py", "--split", "val", "--limit", "2",
                                "--data-root", ade_sample]) == 0
     assert train.main(["dense_adapters::ade20k_regvit_upernett.py", "--work-dir", str(tmp_path)]) == 2
