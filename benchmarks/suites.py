@@ -17,7 +17,7 @@ SEG_LABELS = {"ade20k_regvit": "linear", "ade20k_regvit_upernet": "upernet",
               "ade20k_regvit_skipat_upernet": "skipat", "ade20k_dinov2_vits14_reg4_m2f": "m2f",
               "ade20k_dinov2_vits14_reg4_m2f_frozen": "m2f-frozen"}
 # Mask2Former (docs/mask2former.md) next to UPerNet, on labels with a realistic number of classes per image
-M2F_CONFIGS = tuple(osp.join(ROOT, "configs", name) for name in (
+M2F_CONFIGS = tuple("dense_adapters::" + name for name in (
     "ade20k_regvit_upernet.py", "ade20k_dinov2_vits14_reg4_m2f.py", "ade20k_dinov2_vits14_reg4_m2f_frozen.py"))
 M2F_CLASSES = 8
 SUITES = ("quick", "cpu", "gpu", "gpu-check")
