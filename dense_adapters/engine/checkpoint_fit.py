@@ -10,7 +10,8 @@ from mmengine.model import is_model_wrapper
 from ..errors import CheckpointMismatch, UserError
 from ..registry import HOOKS
 
-HEAD_PREFIXES = ("decode_head.", "auxiliary_head.")
+# segmentors (decode/auxiliary heads) and classifiers (ImageClassifier.head, LinearProbeClassifier.heads)
+HEAD_PREFIXES = ("decode_head.", "auxiliary_head.", "head.", "heads.")
 
 
 def _short(keys: list[str], n: int = 3) -> str:
@@ -21,7 +22,7 @@ def check_fits(state_dict: dict, own: dict, name: str = "the checkpoint", mode: 
     """Raise :class:`CheckpointMismatch` when ``state_dict`` cannot be loaded into a model with ``own`` state.
 
     ``mode='strict'`` (test, resume): any shape mismatch, missing or unexpected key is an error.
-    ``mode='finetune'`` (``load_from``): heads (decode_head/auxiliary_head) may differ, e.g. another class count;
+    ``mode='finetune'`` (``load_from``): heads (decode_head/auxiliary_head, a classifier's head/heads) may differ, e.g. another class count;
     the rest must match, and at least one tensor must load. Returns the head keys that will be skipped.
     """
     sd = {re.sub(r"^module\.", "", k): v for k, v in state_dict.items()}
