@@ -9,6 +9,18 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))  # retrofit_helpers (name
 from retrofit_helpers import active_vit  # noqa: E402
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread while this folder's modules run (restored after each). The models are tiny (64 tokens
+    of width 32, a Uformer of width 8): a second thread has nothing to share and only synchronises, and where other
+    processes hold the cores OpenMP's spin-waiting made the retrofit runs 10-15x slower (measured: the Uformer
+    retrofit 9.5 s with 1 thread, 150 s with 2, on 2 loaded cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> str:
     """Ten real photos, long side 96 px, one of them grey (saved as mode L) and one RGBA PNG."""
