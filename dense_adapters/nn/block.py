@@ -133,20 +133,22 @@ class Block(nn.Module):
         return BlockOutput(x, a, probs)
 
     def forward(self, x: Tensor, hw: tuple[int, int], prev_attn: Optional[Tensor] = None,
-                return_attn: bool = False, *, rope: Optional[RopeTables] = None) -> BlockOutput:
+                return_attn: bool = False, *, rope: Optional[RopeTables] = None,
+                qkv_out: Optional[list] = None) -> BlockOutput:
         """x: [B, N, C] tokens of an (H, W) patch grid -> :class:`BlockOutput` (x, attn_out, attn).
 
         ``prev_attn``: the previous block's ``attn_out`` (needed by SkipAt blocks); ``rope``: the (sin, cos) tables of
-        the patch tokens for RoPE models.
+        the patch tokens for RoPE models; ``qkv_out``: a list that receives q, k, v (see :meth:`forward_capture`).
         """
-        return self._run(x, hw, prev_attn, rope, return_attn, None)
+        return self._run(x, hw, prev_attn, rope, return_attn, qkv_out)
 
     def forward_capture(self, x: Tensor, hw: tuple[int, int], prev_attn: Optional[Tensor] = None,
                         return_attn: bool = False, *, rope: Optional[RopeTables] = None) -> tuple[BlockOutput, QKV]:
         """:meth:`forward` that also returns the queries, keys and values it computed (each [B, heads, N, d], RoPE
-        applied), without projecting twice. Not for SkipAt blocks (they have none)."""
+        applied), without projecting twice. Not for SkipAt blocks (they have none). Runs through ``self(...)``, so the
+        block's forward hooks fire as on a plain call."""
         if self.skip is not None:
             raise UserError("a SkipAt block computes no queries, keys or values")
         qkv: list = []
-        out = self._run(x, hw, prev_attn, rope, return_attn, qkv)
+        out = self(x, hw, prev_attn, return_attn, rope=rope, qkv_out=qkv)
         return out, (qkv[0], qkv[1], qkv[2])

@@ -337,7 +337,7 @@ class RegViT(nn.Module):
 
     def _call_block(self, blk: Block, x: Tensor, hw: tuple[int, int], prev: Optional[Tensor], rope, return_attn: bool,
                     want_qkv: bool):
-        fn = blk.forward_capture if want_qkv else blk.forward
+        fn = blk.forward_capture if want_qkv else blk  # the module call: hooks on blocks fire (forward_capture too)
         if self.grad_checkpointing and torch.is_grad_enabled():
             return checkpoint(fn, x, hw, prev, return_attn, rope=rope, use_reentrant=False)
         return fn(x, hw, prev, return_attn, rope=rope)

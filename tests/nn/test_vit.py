@@ -217,3 +217,29 @@ def test_capturing_qkv_projects_once():
     m.blocks[2].attn.qkv.register_forward_hook(lambda *a: calls.append(1))
     res = m.forward_blocks(torch.randn(1, 3, 56, 56), [2], capture=("q", "k", "v", "out", "attn"))
     assert len(calls) == 1 and res["k"][0].shape == (1, 4, 17, 12)
+
+
+@pytest.mark.parametrize("grad_checkpointing", [False, True])
+def test_forward_hooks_on_blocks_fire_and_can_edit_the_output(grad_checkpointing):
+    """Blocks are called as modules (``blk(...)``), so forward (pre-)hooks registered on ``blocks[i]`` (by a user,
+    mmengine, the analysis tools) run on every path: ``forward``, ``forward_blocks`` with q/k/v capture, and under
+    gradient checkpointing; a hook that returns a new output replaces the block's output."""
+    m = RegViT(**TINY, img_size=56, patch_size=14, skip_layers=(2,), grad_checkpointing=grad_checkpointing).train()
+    x = torch.randn(1, 3, 56, 56)
+    seen = []
+    pre = m.blocks[1].register_forward_pre_hook(lambda mod, args: seen.append(("pre", args[0].shape)))
+    post = [blk.register_forward_hook(lambda mod, args, out, i=i: seen.append((i, type(out).__name__)))
+            for i, blk in enumerate(m.blocks)]
+    torch.manual_seed(0)
+    base = m(x)
+    assert seen == [(0, "BlockOutput"), ("pre", (1, 17, 48)), (1, "BlockOutput"), (2, "BlockOutput")]
+    seen.clear()
+    m.forward_blocks(x, [1], capture=("q", "out"))  # forward_capture runs through the module call too
+    assert seen == [(0, "BlockOutput"), ("pre", (1, 17, 48)), (1, "BlockOutput")]
+    for h in [pre, *post]:
+        h.remove()
+    edit = m.blocks[2].register_forward_hook(lambda mod, args, out: out._replace(x=out.x * 0))
+    torch.manual_seed(0)
+    zeroed = m(x)
+    assert torch.allclose(zeroed, m.norm(torch.zeros_like(base))) and not torch.allclose(zeroed, base)
+    edit.remove()
