@@ -9,13 +9,12 @@ Guide: docs/skipat_retrofit.md.
 """
 from .adapters import UformerAdapter, ViTAdapter, head_blocks
 from .api import RetrofitConfig, retrofit
-from .checkpoint import (FORMAT_VERSION, build_from_retrofit, check_meta, load_retrofit, read_retrofit, save_retrofit,
-                         skip_signature)
+from .checkpoint import build_from_retrofit, load_retrofit, read_retrofit, save_retrofit
 from .losses import cosine_distance, feature_loss, rel_mse
 from .select import adjacent_attn_cka, choose_skips
 from .spec import ModelSpec, build_student, parse_skip, spec_from_arch, spec_from_config
 
 __all__ = ["RetrofitConfig", "retrofit", "ModelSpec", "spec_from_arch", "spec_from_config", "parse_skip",
            "build_student", "ViTAdapter", "UformerAdapter", "head_blocks", "save_retrofit", "load_retrofit",
-           "read_retrofit", "build_from_retrofit", "check_meta", "skip_signature", "FORMAT_VERSION",
-           "adjacent_attn_cka", "choose_skips", "rel_mse", "cosine_distance", "feature_loss"]
+           "read_retrofit", "build_from_retrofit", "adjacent_attn_cka", "choose_skips", "rel_mse", "cosine_distance",
+           "feature_loss"]

@@ -3,7 +3,8 @@ from it with the public constructors of the core.
 
 The teacher is the pretrained backbone as it is; the student is the same architecture built with ``skip_layers``
 (RegViT) or ``skip_mode`` (Uformer's decoder), holding the teacher's weights wherever the architectures share a
-tensor. Dropout and drop-path are turned off in both: distillation compares two deterministic functions.
+tensor. Dropout, drop-path and RoPE augmentation are turned off in both: distillation compares two deterministic
+functions.
 """
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ from ..nn.convert import adapt_to_model, load_file, load_pretrained, unwrap_stat
 FAMILIES = ("regvit", "uformer")
 SKIP_MODES = ("parametric", "identity")
 # constructor arguments of the mmseg/mmengine wrappers that are not the core model's
-_WRAPPER_KEYS = ("type", "preset", "out_indices", "output_cls_token", "final_norm", "frozen", "init_cfg")
-_NO_DROP = {"regvit": dict(drop_path_rate=0.0, attn_drop_rate=0.0, proj_drop_rate=0.0, pos_drop_rate=0.0),
+_WRAPPER_KEYS = ("type", "preset", "out_indices", "output_cls_token", "final_norm", "frozen", "with_cp", "init_cfg")
+# the teacher is frozen in eval mode; the student trains: no dropout, no drop-path and no RoPE train-time augmentation
+# (DINOv3's rescale: it would move the student's patch positions away from the teacher's)
+_NO_DROP = {"regvit": dict(drop_path_rate=0.0, attn_drop_rate=0.0, proj_drop_rate=0.0, pos_drop_rate=0.0,
+                           rope_shift_coords=None, rope_jitter_coords=None, rope_rescale_coords=None),
             "uformer": dict(drop_path_rate=0.0)}
 
 

@@ -86,16 +86,22 @@ def test_checkpoint_round_trip(run):
         assert not torch.allclose(student(x), active_vit()(x), atol=1e-3)  # Phi is not the attention
 
 
+@pytest.mark.parametrize("loader", [load_retrofit, load_pretrained], ids=["load_retrofit", "load_pretrained"])
 @pytest.mark.parametrize("kw, msg", [
-    (dict(), "skip_layers=[1, 2], skip_mode='parametric', but the model has skip_layers=[]"),
+    (dict(), "skip_layers=[1, 2], skip_mode='parametric' but the model has skip_layers=[]"),
     (dict(skip_layers=[2, 3]), "but the model has skip_layers=[2, 3]"),
-    (dict(skip_layers=SKIP, skip_mode="identity"), "skip_mode='identity'"),
+    (dict(skip_layers=SKIP, skip_mode="identity"), "model has skip_layers=[1, 2], skip_mode='identity'"),
 ])
-def test_wrong_model_refused_in_one_line(run, kw, msg):
+def test_wrong_model_refused_in_one_line(run, kw, msg, loader):
+    """Both the retrofit's loader and the core's (``load_pretrained``, source auto-detected: the native meta) refuse
+    before touching a weight: a model without the skips would otherwise get the teacher's blocks with Phi dropped."""
     _, out = run
+    model = RegViT(**VIT_KW, **kw)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(CheckpointMismatch) as e:
-        load_retrofit(RegViT(**VIT_KW, **kw), os.path.join(out, "retrofit.pth"))
+        loader(model, os.path.join(out, "retrofit.pth"))
     assert msg in str(e.value) and "\n" not in str(e.value)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
 def test_wrong_preset_refused(run):
@@ -129,3 +135,49 @@ def test_stage1_is_teacher_forced_per_block():
                                     teacher.blocks[i].ls1(attn[i][:, p:])) for i in SKIP]).mean()
         got = ViTAdapter(SKIP, VIT_KW["depth"]).stage1(teacher, student, x)["loss"]
     assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+# the DINOv3 preset (RoPE, 4 registers, mask token, train-time RoPE rescaling) at test width; LayerScale 0.5 instead
+# of 1e-5 so that the random blocks matter
+ROPE_OVER = dict(embed_dim=32, depth=4, num_heads=2, patch_size=8, img_size=SIZE, init_values=0.5)
+
+
+def test_retrofit_of_a_rope_dinov3_preset(photo_dir, tmp_path):
+    from dense_adapters.nn import PRESETS
+    from dense_adapters.retrofit import build_student
+
+    teacher = active_vit(**{**PRESETS["dinov3_vits16"], **ROPE_OVER})
+    assert teacher.rope_embed is not None and teacher.pos_embed is None and teacher.num_prefix_tokens == 5
+    torch.save(teacher.state_dict(), tmp_path / "teacher.pth")
+    spec = ModelSpec("regvit", "dinov3_vits16", dict(ROPE_OVER))
+    x = torch.randn(2, 3, SIZE, SIZE)
+    # the student trains in train mode: DINOv3's RoPE rescaling must be off there, or its patch positions would
+    # not be the (eval-mode) teacher's; blocks before the first skip then give the teacher's tokens exactly
+    fresh = build_student(teacher, spec, SKIP, "parametric").train()
+    with torch.no_grad():
+        assert torch.equal(fresh.forward_blocks(x, [0])["out"][0], teacher.forward_blocks(x, [0])["out"][0])
+
+    report = retrofit(tiny_config(photo_dir, str(tmp_path / "teacher.pth"), tmp_path / "out", spec=spec,
+                                  stage1_iters=20, stage2_iters=20))
+    sims = report["similarity"]
+    print({k: round(v["final_patch_cos"], 4) for k, v in sims.items()})
+    assert sims["retrofit"]["final_patch_cos"] > max(sims["untrained"]["final_patch_cos"],
+                                                     sims["identity"]["final_patch_cos"])
+    path = str(tmp_path / "out" / "retrofit.pth")
+    assert read_retrofit(path)[1]["preset"] == "dinov3_vits16"
+    student = build_from_retrofit(path)  # the preset's own settings again (RoPE rescaling on for fine-tuning)
+    assert student.skip_layers == tuple(SKIP) and student.rope_embed.rescale_coords == 2.0
+    # every tensor outside Phi is the teacher's (Phi only is trained): registers, the un-skipped blocks whole, the
+    # skipped blocks' MLP half, the RoPE periods (a buffer outside the state dict); the skipped blocks' attention
+    # is gone
+    t_sd, s_sd = teacher.state_dict(), student.state_dict()
+    assert torch.equal(student.rope_embed.periods, teacher.rope_embed.periods)
+    assert not any(k.startswith(f"blocks.{i}.attn.") for i in SKIP for k in s_sd)
+    shared = [k for k in s_sd if ".skip_fn." not in k]
+    assert len(shared) == len(s_sd) - sum(".skip_fn." in k for k in s_sd) and all(
+        torch.equal(s_sd[k], t_sd[k]) for k in shared)
+    assert {k.split(".")[1] for k in shared if k.startswith("blocks.") and ".attn." in k} == {"0", "3"}
+    with torch.no_grad():
+        s_out, t_out = student.forward_blocks(x, [0, 3]), teacher.forward_blocks(x, [0, 3])
+        assert torch.equal(s_out["out"][0], t_out["out"][0])  # block 0, before the skips: the teacher's own
+        assert not torch.allclose(s_out["out"][1], t_out["out"][1], atol=1e-3)

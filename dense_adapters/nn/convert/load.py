@@ -45,13 +45,14 @@ def native_meta(obj: Any) -> Optional[dict]:
 
 
 def make_native_checkpoint(vit: nn.Module, *, preset: Optional[str] = None,
-                           state_dict: Optional[StateDict] = None) -> dict:
+                           state_dict: Optional[StateDict] = None, arch_kwargs: Optional[dict] = None) -> dict:
     """``{'state_dict': ..., 'dense_adapters': meta}`` for ``torch.save``: the one definition of the native format.
 
-    ``arch_kwargs`` are the model's constructor arguments (``RegViT.arch_kwargs``), so :func:`build_from_checkpoint`
-    can rebuild it without a preset.
+    ``arch_kwargs`` are the model's constructor arguments (default ``RegViT.arch_kwargs``), so
+    :func:`build_from_checkpoint` can rebuild it without a preset; or pass the overrides on ``preset`` to record
+    (``PRESETS[preset] | arch_kwargs`` is rebuilt, ``skip_layers`` / ``skip_mode`` taken from the meta).
     """
-    kwargs = dict(getattr(vit, "arch_kwargs", {}) or {})
+    kwargs = dict(getattr(vit, "arch_kwargs", {}) or {}) if arch_kwargs is None else dict(arch_kwargs)
     meta = {"format_version": NATIVE_FORMAT_VERSION, "preset": preset, "arch_kwargs": kwargs,
             "skip_layers": [int(i) for i in getattr(vit, "skip_layers", ())],
             "skip_mode": str(getattr(vit, "skip_mode", "parametric"))}
