@@ -7,7 +7,6 @@ the extra tokens appended at the end of the sequence, NumPy float64 for the scor
 under test but the model's own embedding and blocks.
 """
 import copy
-import inspect
 
 import numpy as np
 import pytest
@@ -118,25 +117,9 @@ def planted(depth=4, **kw):
     return vit
 
 
-class NormPreViT(RegViT):
-    """Stand-in while the core has no ``norm_pre`` option: the whole token sequence goes through ``norm_pre`` after the
-    prefix is concatenated (OpenCLIP's ln_pre, timm's norm_pre)."""
-
-    def __init__(self, **kw):
-        super().__init__(**kw)
-        self.norm_pre = nn.LayerNorm(self.embed_dim, eps=1e-5)
-
-    def prepare_tokens(self, x, *args, **kwargs):
-        t, hw = super().prepare_tokens(x, *args, **kwargs)
-        return self.norm_pre(t), hw
-
-
 def norm_pre_vit(**kw):
     torch.manual_seed(0)
-    if "norm_pre" in inspect.signature(RegViT).parameters:  # the core's own (OpenCLIP preset)
-        vit = RegViT(norm_pre=True, **kw)
-    else:
-        vit = NormPreViT(**kw)
+    vit = RegViT(norm_pre=True, **kw)  # the core's norm_pre: the whole sequence after the prefix concat (ln_pre)
     with torch.no_grad():
         vit.norm_pre.weight.uniform_(0.5, 1.5)
         vit.norm_pre.bias.normal_(0, 0.5)
@@ -268,7 +251,6 @@ def test_released_dinov2_list_applies_without_a_search():
         add_test_time_registers(planted(), "dinov2_vitl14")
 
 
-@pytest.mark.skipif("rope" not in inspect.signature(RegViT).parameters, reason="the core has no RoPE option yet")
 def test_rope_model_leaves_the_extra_tokens_unrotated(photos_batch):
     # the reference appends the extra token after the patches, where the rotary embedding does not reach it either
     vit, x = planted(rope=True).double(), photos_batch.double()
@@ -276,3 +258,68 @@ def test_rope_model_leaves_the_extra_tokens_unrotated(photos_batch):
     add_test_time_registers(vit, TWO)
     torch.testing.assert_close(vit(x), ref, atol=1e-9, rtol=1e-9)
     assert {m.num_prefix_tokens for m in vit.modules() if hasattr(m, "num_prefix_tokens")} == {2}
+
+
+# ------------------------------------------------------------------------------------- OpenCLIP, on open_clip itself
+def authors_clip(vis, x, neurons, init):
+    """The authors' CLIP recipe run on open_clip's own VisionTransformer: one extra token appended after the position
+    embedding (zeros, or the patches' mean as their CLIP ``forward`` builds it), through ``ln_pre``, and the
+    register neurons' activation edited at ``mlp.gelu`` per image (sign_max into the extra token, patches zeroed).
+    Returns open_clip's (pooled, tokens): tokens [B, hw + 1, C] after ln_post, the extra token last."""
+
+    def append(module, args):
+        t = args[0]  # [B, 1 + hw, C]
+        extra = t[:, 1:].mean(1, keepdim=True) if init == "mean" else t.new_zeros(t.shape[0], 1, t.shape[2])
+        return (torch.cat([t, extra], dim=1),)
+
+    def edit(output, idx):
+        for b in range(output.shape[0]):
+            peak = sign_max(output[b, :, idx])
+            output[b, -1:, idx] = peak
+            output[b, 1:-1, idx] = 0
+        return output
+
+    hooks = [vis.ln_pre.register_forward_pre_hook(append)] + [
+        vis.transformer.resblocks[l].mlp.gelu.register_forward_hook(lambda m, i, o, idx=idx: edit(o, idx))
+        for l, idx in neurons.items()]
+    vis.output_tokens = True
+    try:
+        with torch.no_grad():
+            return vis(x)
+    finally:
+        for h in hooks:
+            h.remove()
+
+
+@pytest.mark.parametrize("init", ["zero", "mean"])
+def test_openclip_preset_equals_the_authors_clip_code(photos_batch, tmp_path, init):
+    """The ``openclip_vitb16`` preset at test width (ln_pre, no patch bias, LayerNorm eps 1e-5) loaded from a random
+    open_clip CLIP checkpoint: test-time registers equal the authors' recipe on open_clip's VisionTransformer (their
+    token order, open_clip's attention and MLP), in float64."""
+    open_clip = pytest.importorskip("open_clip")
+    from open_clip.model import CLIPTextCfg, CLIPVisionCfg
+
+    from dense_adapters.nn import create_regvit, load_pretrained
+
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(embed_dim=32, vision_cfg=CLIPVisionCfg(layers=3, width=64, head_width=16, patch_size=14,
+                                                                 image_size=(56, 84)),
+                          text_cfg=CLIPTextCfg(context_length=8, vocab_size=100, width=32, heads=2, layers=1))
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in clip.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+    torch.save(clip.state_dict(), tmp_path / "clip.pth")
+    ours = create_regvit("openclip_vitb16", embed_dim=64, depth=3, num_heads=4, patch_size=14, img_size=(56, 84))
+    assert load_pretrained(ours, str(tmp_path / "clip.pth")).complete
+    vis, ours, x = clip.visual.double().eval(), ours.double().eval(), photos_batch.double()
+    neurons = {0: [3, 17], 2: [40]}  # two neurons in one block (one peak for both), one in another
+    pooled, tokens = authors_clip(vis, x, neurons, init)
+    add_test_time_registers(ours, neurons, init=init)  # method 'jiang2025'
+    with torch.no_grad():
+        out = ours(x)  # [cls | test-time register | patches], after the final norm (ln_post)
+    torch.testing.assert_close(out[:, 2:], tokens[:, :-1], atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(out[:, 1], tokens[:, -1], atol=1e-9, rtol=1e-9)
+    torch.testing.assert_close(out[:, 0] @ vis.proj, pooled, atol=1e-8, rtol=1e-9)  # a sum of 64 terms ~ 1
+    plain = authors_clip(vis, x, {}, init)[1][:, :-1]  # the extra token alone, no neuron edited
+    assert (plain - tokens[:, :-1]).abs().max() > 1e-4  # the edit moves the tokens far beyond the tolerance
