@@ -15,6 +15,7 @@ converters here and the mm layer's checkpoint loading. What it guarantees:
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -35,6 +36,9 @@ URL_SCHEMES = ("http://", "https://", "file://")
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                    "pytorch_model.bin.index.json")
 DOWNLOAD_TIMEOUT_S = 60.0
+# plain containers that torch.load(weights_only=True) may rebuild besides tensors: DeiT-style training scripts (DeiT,
+# SkipAt) save their command line as an argparse.Namespace beside the weights (no code runs: its __dict__ is set)
+SAFE_GLOBALS = (argparse.Namespace,)
 
 
 @dataclass
@@ -120,7 +124,8 @@ def _damaged(path: str, what: str) -> CheckpointError:
 
 def _torch_load(path: str, map_location, trust_pickle: bool) -> Any:
     try:
-        with open(path, "rb") as f:  # a file object, not the name: torch.load would pick safetensors by the suffix
+        # a file object, not the name: torch.load would pick safetensors by the suffix
+        with open(path, "rb") as f, torch.serialization.safe_globals(list(SAFE_GLOBALS)):
             return torch.load(f, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
         msg = str(e)
