@@ -67,17 +67,22 @@ class LeWinBlock(nn.Module):
     """x + W-MSA(norm1(x)) [+ modulator]; x + LeFF(norm2(x)). Or, with ``skip``, a SkipAt block (see module doc).
 
     Args:
-        shift: shift windows by ``win_size // 2`` (disabled at run time where the grid fits one window).
+        shift: shift windows by ``win_size // 2`` (disabled at run time where the grid fits one window, unless
+            ``fixed_shift``).
+        fixed_shift: the shift was decided when the model was built (``Uformer(shift_from_size=...)``): apply it
+            at every grid size, as Uformer's own blocks do.
         modulator: add a learned [win_size**2, dim] embedding to each window before attention (decoder blocks).
         skip: None, ``'parametric'`` or ``'identity'``; ``skip_dim`` is the width of the reused attention output.
     """
 
     def __init__(self, dim: int, num_heads: int, win_size: int = 8, shift: bool = False, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop: float = 0.0, attn_drop: float = 0.0, drop_path: float = 0.0,
-                 modulator: bool = False, skip: Optional[str] = None, skip_dim: Optional[int] = None) -> None:
+                 modulator: bool = False, skip: Optional[str] = None, skip_dim: Optional[int] = None,
+                 fixed_shift: bool = False) -> None:
         super().__init__()
         self.dim, self.win_size, self.skip = dim, win_size, skip
         self.shift_size = win_size // 2 if shift else 0
+        self.fixed_shift = fixed_shift
         if skip is None:
             self.norm1 = nn.LayerNorm(dim)
             self.attn = WindowAttention(dim, num_heads, win_size, qkv_bias, attn_drop, drop)
@@ -93,7 +98,8 @@ class LeWinBlock(nn.Module):
     def window_attention(self, x: Tensor, hw: HW) -> Tensor:
         """Attention branch in image order: x [B, H*W, C] (already normed) -> [B, H*W, C]."""
         ws = self.win_size
-        s = self.shift_size if min(hw) > ws else 0  # a grid inside one window has nothing to shift
+        # a grid inside one window has nothing to shift (unless the shift was fixed when the model was built)
+        s = self.shift_size if self.fixed_shift or min(hw) > ws else 0
         win, padded = grid_to_windows(x, hw, ws, (s, s))  # [B*nW, ws*ws, C]
         if self.modulator is not None:
             win = win + self.modulator.weight
@@ -116,16 +122,17 @@ class LeWinBlock(nn.Module):
 
 
 class UformerStage(nn.Module):
-    """A stack of LeWin blocks at one resolution, shifting on odd blocks (Uformer's BasicUformerLayer)."""
+    """A stack of LeWin blocks at one resolution, shifting on odd blocks (Uformer's BasicUformerLayer);
+    ``fixed_shift``: see :class:`LeWinBlock`."""
 
     def __init__(self, dim: int, depth: int, num_heads: int, win_size: int = 8, mlp_ratio: float = 4.0,
                  qkv_bias: bool = True, drop_path: Sequence[float] = (), modulator: bool = False, shift: bool = True,
-                 skip: Optional[str] = None, skip_dim: Optional[int] = None) -> None:
+                 skip: Optional[str] = None, skip_dim: Optional[int] = None, fixed_shift: bool = False) -> None:
         super().__init__()
         dpr = list(drop_path) or [0.0] * depth
         self.blocks = nn.ModuleList(
             LeWinBlock(dim, num_heads, win_size, shift and i % 2 == 1, mlp_ratio, qkv_bias, drop_path=dpr[i],
-                       modulator=modulator, skip=skip, skip_dim=skip_dim)
+                       modulator=modulator, skip=skip, skip_dim=skip_dim, fixed_shift=fixed_shift)
             for i in range(depth)
         )
 
@@ -177,12 +184,17 @@ class Uformer(nn.Module):
         skip_mode: None (plain Uformer), ``'parametric'`` or ``'identity'``: SkipAt in every decoder block.
         pad_mode: how the image is padded to a multiple of 2**L (``'reflect'``, falls back to ``'replicate'`` for
             tiny images); the output is cropped back.
+        shift_from_size: None (default): a stage shifts its windows (odd blocks) wherever its actual grid is larger
+            than one window. An int S: decide the shifts once, when the model is built, from a training size S, as
+            Uformer's own code does with its ``img_size`` (= the training patch size): the stage at level l shifts
+            iff ``S // 2**l > win_size``, at any input size. The authors' SIDD models (S = 128) never shift in the
+            bottleneck, also on the 256x256 inputs their test script runs; ``shift_from_size=128`` reproduces them.
     """
 
     def __init__(self, embed_dim: int = 32, depths: Sequence[int] = (2,) * 9, num_heads: Optional[Sequence[int]] = None,
                  win_size: int = 8, mlp_ratio: float = 4.0, qkv_bias: bool = True, drop_path_rate: float = 0.1,
                  modulator: bool = True, shift: bool = True, skip_mode: Optional[str] = None, in_chans: int = 3,
-                 pad_mode: str = "reflect") -> None:
+                 pad_mode: str = "reflect", shift_from_size: Optional[int] = None) -> None:
         super().__init__()
         if len(depths) % 2 == 0 or len(depths) < 3:
             raise UserError(f"depths must have 2L+1 entries (L encoder levels, bottleneck, L decoder), got {depths}")
@@ -194,20 +206,23 @@ class Uformer(nn.Module):
             raise UserError(f"num_heads {num_heads} must have as many entries as depths {list(depths)}")
         self.num_levels, self.embed_dim, self.skip_mode, self.pad_mode = L, embed_dim, skip_mode, pad_mode
         self.depths = tuple(depths)
+        self.shift_from_size = self._check_shift_from_size(shift_from_size, win_size, L)
         C = embed_dim
         n_enc = sum(depths[:L])
         enc_dpr = [drop_path_rate * i / max(n_enc - 1, 1) for i in range(n_enc)]  # torch.linspace, on any device
         dec_dpr = enc_dpr[::-1] + [drop_path_rate] * max(0, sum(depths[L + 1:]) - len(enc_dpr))
-        kw = dict(win_size=win_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias, shift=shift)
+        kw = dict(win_size=win_size, mlp_ratio=mlp_ratio, qkv_bias=qkv_bias)
+        sh = lambda level: self._stage_shift(shift, level, win_size)  # noqa: E731  (shift=, fixed_shift=)
 
         self.input_proj = nn.Sequential(nn.Conv2d(in_chans, C, 3, padding=1), nn.LeakyReLU(inplace=True))
         self.encoders, self.downs = nn.ModuleList(), nn.ModuleList()
         for l in range(L):
             d = C * 2**l
             dp = enc_dpr[sum(depths[:l]) : sum(depths[: l + 1])]
-            self.encoders.append(UformerStage(d, depths[l], num_heads[l], drop_path=dp, **kw))
+            self.encoders.append(UformerStage(d, depths[l], num_heads[l], drop_path=dp, **kw, **sh(l)))
             self.downs.append(nn.Conv2d(d, 2 * d, 4, stride=2, padding=1))
-        self.bottleneck = UformerStage(C * 2**L, depths[L], num_heads[L], drop_path=[drop_path_rate] * depths[L], **kw)
+        self.bottleneck = UformerStage(C * 2**L, depths[L], num_heads[L], drop_path=[drop_path_rate] * depths[L], **kw,
+                                       **sh(L))
         self.ups, self.decoders = nn.ModuleList(), nn.ModuleList()
         in_dim = C * 2**L
         for k in range(L):
@@ -216,10 +231,29 @@ class Uformer(nn.Module):
             dp = dec_dpr[sum(depths[L + 1 : L + 1 + k]) : sum(depths[L + 1 : L + 2 + k])]
             self.ups.append(nn.ConvTranspose2d(in_dim, d, 2, stride=2))
             self.decoders.append(UformerStage(2 * d, depths[L + 1 + k], num_heads[L + 1 + k], drop_path=dp,
-                                              modulator=modulator, skip=skip_mode, skip_dim=d, **kw))
+                                              modulator=modulator, skip=skip_mode, skip_dim=d, **kw, **sh(l)))
             in_dim = 2 * d
         self.output_proj = nn.Conv2d(2 * C, in_chans, 3, padding=1)
         self.apply(self._init_weights)
+
+    @staticmethod
+    def _check_shift_from_size(size: Optional[int], win_size: int, levels: int) -> Optional[int]:
+        if size is None:
+            return None
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise UserError(f"shift_from_size must be a positive int (the training patch size) or None, got {size!r}")
+        if size // 2**levels < win_size:
+            raise UserError(f"shift_from_size={size} gives a {size // 2**levels}x{size // 2**levels} grid at the "
+                            f"bottleneck, smaller than win_size={win_size}: Uformer's code would shrink its windows "
+                            "there, which this model does not; use a size of at least "
+                            f"{win_size * 2**levels} (or None)")
+        return size
+
+    def _stage_shift(self, shift: bool, level: int, win_size: int) -> dict:
+        """``shift``/``fixed_shift`` of the stage at ``level`` (0 = full resolution, L = bottleneck)."""
+        if self.shift_from_size is None:
+            return dict(shift=shift, fixed_shift=False)
+        return dict(shift=shift and self.shift_from_size // 2**level > win_size, fixed_shift=True)
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
