@@ -21,6 +21,7 @@ from .block import Block
 from .rope import RopePositionEmbedding
 
 PAD_MODES = ("center", "corner", "resize", "error")
+SKIP_CHAINS = ("previous", "phi")
 
 # name -> (embed_dim, depth, num_heads, ffn)
 ARCHS = {
@@ -47,6 +48,13 @@ PRESETS = {
         for a in ("tiny", "small", "base", "large")
     },
 }
+# SkipAt's released ViTs (skip-attention model/vit_skipat.py: timm 0.5.4's ViT-T/S/B with Phi in blocks 3..8);
+# their checkpoints load with nn.convert's 'skipat' converter
+PRESETS.update({
+    f"skipat_{a}_patch16_224": dict(arch=a, img_size=224, patch_size=16, interpolate_antialias=True,
+                                    skip_layers=(3, 4, 5, 6, 7, 8))
+    for a in ("tiny", "small", "base")
+})
 # DINOv3 (facebookresearch/dinov3 hub/backbones.py): RoPE base 100 (train-time coordinate rescale 2), 4 registers
 # ("storage tokens"), a mask token, LayerScale 1e-5, LayerNorm eps 1e-5, qkv bias (K third masked to zero) except 7B.
 _DINOV3 = dict(img_size=224, patch_size=16, init_values=1e-5, norm_eps=1e-5, num_register_tokens=4, mask_token=True,
@@ -109,6 +117,10 @@ class RegViT(nn.Module):
             ``'gelu_tanh'``) shape it.
         skip_layers: 0-based indices of SkipAt blocks (paper default for 12 blocks: 3..8). Block 0 cannot skip.
         skip_mode: ``'parametric'`` (SkipAt's Phi) or ``'identity'`` (reuse the previous attention output).
+        skip_chain: what a SkipAt block after a gap in ``skip_layers`` reads. ``'previous'`` (default, the paper's
+            wording): the attention output of the block before it. ``'phi'`` (SkipAt's code): the output of the
+            previous SkipAt block (its Phi), with the prefix tokens of the latest computed attention. The two agree
+            for contiguous skips (the released 3..8).
         init_values: LayerScale init (None: no LayerScale).
         interpolate_antialias, interpolate_offset: position-embedding resizing as DINOv2 does it (bicubic; the
             offset form scales by (n + offset) / n, DINOv2 without registers uses 0.1, with registers 0).
@@ -160,6 +172,7 @@ class RegViT(nn.Module):
         pos_drop_rate: float = 0.0,
         skip_layers: Iterable[int] = (),
         skip_mode: str = "parametric",
+        skip_chain: str = "previous",
         interpolate_antialias: bool = False,
         interpolate_offset: float = 0.0,
         final_norm: bool = True,
@@ -180,6 +193,8 @@ class RegViT(nn.Module):
         skip_layers = sorted({int(i) % depth for i in skip_layers})
         if 0 in skip_layers:
             raise UserError("skip_layers contains block 0, which has no earlier attention to reuse: start at 1")
+        if skip_chain not in SKIP_CHAINS:
+            raise UserError(f"unknown skip_chain {skip_chain!r}: use one of {SKIP_CHAINS}")
         if num_register_tokens < 0:
             raise UserError(f"num_register_tokens must be >= 0, got {num_register_tokens}")
         if not use_pos_embed and not rope:
@@ -198,6 +213,7 @@ class RegViT(nn.Module):
         self.num_prefix_tokens = int(class_token) + num_register_tokens
         self.skip_layers = tuple(skip_layers)
         self.skip_mode = skip_mode
+        self.skip_chain = skip_chain
         self.interpolate_antialias = interpolate_antialias
         self.interpolate_offset = interpolate_offset
         self.pad_mode = pad_mode
@@ -367,16 +383,22 @@ class RegViT(nn.Module):
         rope = self.rope_tables(hw)
         res: dict = {k: [] for k in capture}
         res["hw"] = hw
-        prev = None
+        prev = last_skip = None
         keep, want_qkv, want_attn = set(idx), bool(want & {"q", "k", "v"}), "attn" in want
+        p, n = self.num_prefix_tokens, hw[0] * hw[1]
         for i in range(max(idx) + 1):  # indexing, not slicing: a ModuleList slice builds a new module per call
-            out = self._call_block(self.blocks[i], x, hw, prev, rope, want_attn and i in keep, want_qkv and i in keep)
+            blk, reuse = self.blocks[i], prev
+            if blk.skip is not None and self.skip_chain == "phi" and last_skip is not None:
+                reuse = torch.cat([prev[:, :p], last_skip[:, p : p + n], prev[:, p + n :]], dim=1)
+            out = self._call_block(blk, x, hw, reuse, rope, want_attn and i in keep, want_qkv and i in keep)
             if want_qkv and i in keep:
                 out, qkv = out
                 for name, t in zip(("q", "k", "v"), qkv):
                     if name in want:
                         res[name].append(t)
             x, prev, probs = out
+            if blk.skip is not None:
+                last_skip = prev
             if i in keep:
                 for name, t in (("out", x), ("attn", probs), ("attn_out", prev)):
                     if name in want:
