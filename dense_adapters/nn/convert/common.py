@@ -5,16 +5,17 @@ every key it does not know unchanged, so that nothing a checkpoint holds disappe
 each key is either loaded into the model, named in :data:`DROPPABLE` (with the reason it may go), attention of a
 SkipAt block, or reported as unused (and the load refuses unless a partial load was asked for).
 
-To add a source format (e.g. issue 19's SkipAt and Uformer checkpoints): write ``convert_x(sd) -> sd`` and
-``looks_like_x(state_dict) -> bool`` in a new file of this package, call :func:`register_converter` there, import the
-file from ``__init__.py``, and add its known-droppable tensors to :data:`DROPPABLE` below (one line each).
+To add a source format: write ``convert_x(sd) -> sd`` and ``looks_like_x(state_dict) -> bool`` in a new file of this
+package, call :func:`register_converter` there, import the file from ``__init__.py``, and add its known-droppable
+tensors to :data:`DROPPABLE` below (one line each). ``skipat.py`` (a converter that needs the model's skip layout)
+and ``uformer.py`` (another model family) show the optional arguments.
 """
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Collection, Iterable, Mapping, Optional
+from typing import Any, Callable, Collection, Iterable, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -39,6 +40,8 @@ DROPPABLE: list[tuple[str, str]] = [
      "text tower of a CLIP checkpoint"),
     (r"^text\.", "text tower of a CLIP checkpoint"),
     (r"^(pooler|classifier|layernorm_cls)\.", "Hugging Face task head"),
+    (r"^(encoders\.\d+|bottleneck|decoders\.\d+)\.blocks\.\d+\.attn\.relative_position_index$",
+     "Uformer's stored relative position index (recomputed; the converter checked it equals the model's)"),
 ]
 
 # (regex on a model key, what it is): model tensors a source format cannot have. Reported as "new" (not missing)
@@ -68,6 +71,11 @@ class SourceFormat:
     description: str
     family: str  # formats of one family are interchangeable for --from (timm / deit3)
     priority: int  # detection order: lower first (more specific signatures first)
+    model_family: str = "regvit"  # the model class it converts to: 'regvit' or 'uformer'
+    # converter keyword arguments read from the target model (e.g. SkipAt: where its Phi modules go); without a
+    # model (tools/convert_checkpoint.py without --preset) the converter's defaults apply
+    model_kwargs: Optional[Callable[[Any], dict]] = None
+    containers: Optional[tuple[str, ...]] = None  # the format's own order of checkpoint containers (unwrap_checkpoint)
 
 
 FORMATS: dict[str, SourceFormat] = {}
@@ -75,9 +83,17 @@ CONVERTERS: dict[str, Callable[[StateDict], StateDict]] = {}
 
 
 def register_converter(name: str, convert: Callable[[StateDict], StateDict], detect: Optional[Detector] = None,
-                       description: str = "", family: Optional[str] = None, priority: int = 50) -> SourceFormat:
-    """Register a source format under ``name`` (its converter is then offered by ``--from`` and auto-detected)."""
-    fmt = SourceFormat(name, convert, detect, description or name, family or name, priority)
+                       description: str = "", family: Optional[str] = None, priority: int = 50, *,
+                       model_family: str = "regvit", model_kwargs: Optional[Callable[[Any], dict]] = None,
+                       containers: Optional[tuple[str, ...]] = None) -> SourceFormat:
+    """Register a source format under ``name`` (its converter is then offered by ``--from`` and auto-detected).
+
+    ``model_family``: the model class it converts to (``'regvit'``, ``'uformer'``; a load into another class is
+    refused). ``model_kwargs(model) -> dict``: converter arguments taken from the target model. ``containers``: the
+    keys under which the format's files keep their weights, in the order its own loader tries them.
+    """
+    fmt = SourceFormat(name, convert, detect, description or name, family or name, priority, model_family,
+                       model_kwargs, containers)
     FORMATS[name] = fmt
     CONVERTERS[name] = convert
     return fmt
@@ -95,16 +111,19 @@ def _is_state_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, Tensor) for v in obj.values())
 
 
-def unwrap_checkpoint(obj) -> tuple[StateDict, list[str]]:
+def unwrap_checkpoint(obj, containers: Optional[Iterable[str]] = None) -> tuple[StateDict, list[str]]:
     """The backbone weights of a checkpoint object and the keys left outside them (whole-model checkpoints).
 
-    Looks under 'state_dict', 'model', 'teacher', 'model_ema', 'state_dict_ema', 'module' (nested, first match), strips
-    a 'module.' prefix (DDP), keeps the 'backbone.' part of a whole-model checkpoint (segmentor, DINO teacher) and then
-    a 'vit.' prefix (dense_adapters' mmseg wrapper). Non-tensor entries (optimizer state, meta) are ignored.
+    Looks under 'state_dict', 'model', 'teacher', 'model_ema', 'state_dict_ema', 'module' (or ``containers``, in that
+    order; nested, first match), strips a 'module.' prefix (DDP), keeps the 'backbone.' part of a whole-model
+    checkpoint (segmentor, DINO teacher) and then a 'vit.' prefix (dense_adapters' mmseg wrapper), or the
+    'generator.net.' part of a restorer (dense_adapters' Restorer with a Uformer). Non-tensor entries (optimizer
+    state, meta) are ignored.
     """
     seen = 0
+    order = tuple(containers) if containers is not None else CONTAINER_KEYS
     while isinstance(obj, dict) and not _is_state_dict(obj) and seen < 4:
-        inner = next((obj[k] for k in CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+        inner = next((obj[k] for k in order if isinstance(obj.get(k), dict)), None)
         if inner is None:
             break
         obj, seen = inner, seen + 1
@@ -122,6 +141,9 @@ def unwrap_checkpoint(obj) -> tuple[StateDict, list[str]]:
         sd = {k[len("backbone."):]: v for k, v in sd.items() if k.startswith("backbone.")}
     if all(k.startswith("vit.") for k in sd):
         sd = {k[len("vit."):]: v for k, v in sd.items()}
+    if any(k.startswith("generator.net.") for k in sd) and not outside:
+        outside = [k for k in sd if not k.startswith("generator.net.")]
+        sd = {k[len("generator.net."):]: v for k, v in sd.items() if k.startswith("generator.net.")}
     return sd, outside
 
 

@@ -21,7 +21,7 @@ def detect_source(obj: Any, hf_config: Optional[dict] = None, *, none_ok: bool =
     Raises :class:`CheckpointError` when no format's signature fits (or returns None with ``none_ok``).
     """
     if isinstance(obj, dict) and isinstance(obj.get(NATIVE_META_KEY), dict):
-        return "native"
+        return "uformer-native" if obj[NATIVE_META_KEY].get("family") == "uformer" else "native"
     if isinstance(hf_config, dict) and hf_config.get("model_type") in HF_MODEL_TYPES:
         return "hf"
     sd = unwrap_checkpoint(obj)[0]

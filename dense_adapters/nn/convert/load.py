@@ -59,24 +59,49 @@ def make_native_checkpoint(vit: nn.Module, *, preset: Optional[str] = None,
     return {"state_dict": state_dict if state_dict is not None else vit.state_dict(), NATIVE_META_KEY: meta}
 
 
-def _check_family(meta: dict) -> None:
-    family = meta.get("family", "regvit")
-    if family != "regvit":
-        raise CheckpointMismatch(f"the checkpoint holds a {family} model, not a RegViT: load it with that family's "
-                                 "tools (e.g. dense_adapters.retrofit.build_from_retrofit)")
+_FAMILY_NAMES = {"regvit": "RegViT", "uformer": "Uformer"}
+
+
+def model_family(model: nn.Module) -> str:
+    """'uformer' for a :class:`~dense_adapters.nn.uformer.Uformer`, else 'regvit' (the ViTs)."""
+    from ..uformer import Uformer
+
+    return "uformer" if isinstance(model, Uformer) else "regvit"
+
+
+def _check_family(meta: dict, family: str = "regvit") -> None:
+    found = meta.get("family", "regvit")
+    if found != family:
+        raise CheckpointMismatch(f"the checkpoint holds a {_FAMILY_NAMES.get(found, found)} model, not a "
+                                 f"{_FAMILY_NAMES.get(family, family)}: load it with that family's tools (e.g. "
+                                 "dense_adapters.retrofit.build_from_retrofit)")
+
+
+def _skip_layout(model: nn.Module) -> tuple[list[int], Optional[str]]:
+    """(skip layers, skip mode) as native meta records them; a Uformer's layers are its SkipAt decoder stages."""
+    if model_family(model) == "uformer":
+        mode = getattr(model, "skip_mode", None)
+        return (list(range(len(model.decoders))) if mode else []), mode
+    return sorted(int(i) for i in getattr(model, "skip_layers", ())), getattr(model, "skip_mode", "parametric")
 
 
 def check_native_layout(meta: dict, model: nn.Module) -> None:
     """Refuse (one line) a native checkpoint of another model family or whose SkipAt layout differs from the model's."""
-    _check_family(meta)
+    _check_family(meta, model_family(model))
     ck_layers = sorted(int(i) for i in meta.get("skip_layers", []))
     ck_mode = meta.get("skip_mode", "parametric")
-    m_layers = sorted(int(i) for i in getattr(model, "skip_layers", ()))
-    m_mode = getattr(model, "skip_mode", "parametric")
+    m_layers, m_mode = _skip_layout(model)
     if ck_layers != m_layers or (ck_layers and ck_mode != m_mode):
         raise CheckpointMismatch(f"the checkpoint was made with skip_layers={ck_layers}, skip_mode={ck_mode!r} but the "
                                  f"model has skip_layers={m_layers}, skip_mode={m_mode!r}: build the model with "
                                  f"skip_layers={ck_layers}, skip_mode={ck_mode!r}")
+    ck_chain = (meta.get("arch_kwargs") or {}).get("skip_chain", "previous")
+    m_chain = getattr(model, "skip_chain", "previous")
+    if model_family(model) == "regvit" and ck_chain != m_chain and any(b - a > 1 for a, b in zip(m_layers,
+                                                                                                   m_layers[1:])):
+        raise CheckpointMismatch(f"the checkpoint was trained with skip_chain={ck_chain!r} over the gaps of "
+                                 f"skip_layers={m_layers}, the model has skip_chain={m_chain!r}: build it with "
+                                 f"skip_chain={ck_chain!r}")
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -241,6 +266,11 @@ def _hints(report: LoadReport, sd: StateDict, model: nn.Module) -> list[str]:
         hints.append("the model has norm_pre (CLIP's ln_pre) but the checkpoint does not: set norm_pre=False")
     if any(k.startswith("norm_pre.") for k in report.unexpected):
         hints.append("the checkpoint has a pre-norm (ln_pre): set norm_pre=True (the openclip_* presets do)")
+    phis = {k.split(".", 1)[0] for k in report.unexpected if re.match(r"^param_\d+\.", k)}
+    if phis:
+        hints.append(f"the checkpoint holds {len(phis)} SkipAt Phi modules (param_1..): build the model with "
+                     f"{len(phis)} skip_layers (SkipAt's released models: skip_layers=(3, 4, 5, 6, 7, 8), presets "
+                     "skipat_*_patch16_224)")
     guess = detect_source(sd, none_ok=True) if report.unexpected else None
     if guess is not None and guess != report.source and FORMATS[guess].family != FORMATS[report.source].family:
         hints.append(f"the unused tensors look like the {guess!r} format")
@@ -278,11 +308,26 @@ def load_pretrained(
         source = detected
     else:
         check_source(source, detected)
+    fmt, family = FORMATS[source], model_family(model)
+    if fmt.model_family != family:
+        raise CheckpointMismatch(
+            f"{ckpt.source} is a {fmt.name!r} checkpoint ({fmt.description}), which holds a "
+            f"{_FAMILY_NAMES.get(fmt.model_family, fmt.model_family)}, but the model is a "
+            f"{_FAMILY_NAMES.get(family, family)}: load it into that model (docs/backbones.md lists the formats)")
     if meta is not None:
         check_native_layout(meta, model)
         strict = True if strict is None and not partial else strict
-    sd, report = adapt_to_model(FORMATS[source].convert(raw), model, source, tuple(outside))
+    notes = []
+    if fmt.containers is not None:  # the format's own loader looks in another order (e.g. SkipAt: EMA first)
+        raw, outside = unwrap_checkpoint(ckpt.obj, fmt.containers)
+        taken = next((k for k in fmt.containers if isinstance(ckpt.obj, dict) and isinstance(ckpt.obj.get(k), dict)),
+                     None)
+        if taken is not None and len([k for k in fmt.containers if isinstance(ckpt.obj.get(k), dict)]) > 1:
+            notes.append(f"weights taken from {taken!r} (the {fmt.name} loader's order: {', '.join(fmt.containers)})")
+    converted = fmt.convert(raw, **(fmt.model_kwargs(model) if fmt.model_kwargs else {}))
+    sd, report = adapt_to_model(converted, model, source, tuple(outside))
     report.path, report.detected, report.meta = ckpt.source, auto, meta
+    report.notes += notes
     allow_partial = partial or strict is False
     if not allow_partial and not report.complete:
         raise CheckpointMismatch(report.refusal(_hints(report, raw, model)))
@@ -322,5 +367,29 @@ def build_from_checkpoint(path: Union[str, Checkpoint], *, source: str = "auto",
         raise CheckpointMismatch(f"{ckpt.source} names no architecture (no config.json, no dense_adapters meta): give "
                                  "a preset (--arch NAME / create_regvit(NAME))")
     model = RegViT(**{**kwargs, **overrides})
+    report = load_pretrained(model, ckpt, source=source, strict=strict, partial=partial)
+    return model, report
+
+
+def build_uformer_from_checkpoint(path: Union[str, Checkpoint], *, source: str = "auto", trust_pickle: bool = False,
+                                  partial: bool = False, strict: Optional[bool] = None, map_location: str = "cpu",
+                                  **overrides) -> tuple[nn.Module, LoadReport]:
+    """Build the :class:`~dense_adapters.nn.uformer.Uformer` a Uformer checkpoint holds (the authors' release or
+    ours; the architecture is read from the tensor shapes) and load it. ``overrides`` set constructor arguments the
+    weights do not show, e.g. ``shift_from_size=128`` for the authors' SIDD models."""
+    from ..uformer import Uformer
+    from .uformer import uformer_kwargs_from_state_dict
+
+    ckpt = path if isinstance(path, Checkpoint) else read_checkpoint(path, map_location=map_location,
+                                                                     trust_pickle=trust_pickle)
+    raw, _ = unwrap_checkpoint(ckpt.obj)
+    meta = native_meta(ckpt.obj)
+    detected = detect_source(ckpt.obj if meta else raw, ckpt.hf_config, none_ok=source != "auto")
+    name = detected if source == "auto" else source
+    if name not in FORMATS or FORMATS[name].model_family != "uformer":
+        raise CheckpointMismatch(f"{ckpt.source} is a {name!r} checkpoint, not a Uformer's: use build_from_checkpoint"
+                                 " / a RegViT preset for it")
+    kwargs = uformer_kwargs_from_state_dict(FORMATS[name].convert(raw))
+    model = Uformer(**{**kwargs, **overrides})
     report = load_pretrained(model, ckpt, source=source, strict=strict, partial=partial)
     return model, report
