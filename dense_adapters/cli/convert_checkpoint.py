@@ -1,9 +1,12 @@
-"""Convert a checkpoint to RegViT's names (a plain state dict usable as init_cfg, --checkpoint or load_from).
+"""Convert a checkpoint to RegViT's (or Uformer's) names (a plain state dict usable as init_cfg, --checkpoint or
+load_from).
 
     python tools/convert_checkpoint.py dinov3_vits16_pretrain_lvd1689m-08c60483.pth out.pth --preset dinov3_vits16
     python tools/convert_checkpoint.py hf/dinov2-with-registers-small/ out.pth     # config.json: no preset needed
     python tools/convert_checkpoint.py open_clip_pytorch_model.bin out.pth --from openclip --preset openclip_vitb16
     python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth out.pth --from dinov2
+    python tools/convert_checkpoint.py skipat_tiny.t7 out.pth --preset skipat_tiny_patch16_224   # SkipAt's ViT-T
+    python tools/convert_checkpoint.py Uformer_B.pth out.pth     # Uformer's release: architecture read from shapes
 
 Formats (--from): detected by default; see docs/backbones.md. With --preset (or a Hugging Face folder, or a native
 checkpoint, which name their architecture) the result is loaded into that architecture first: the report is printed
@@ -42,12 +45,19 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from ..nn import PRESETS, RegViT
-    from ..nn.convert import (FORMATS, build_from_checkpoint, check_source, detect_source, load_pretrained,
-                              native_meta, read_checkpoint, unwrap_checkpoint)
+    from ..nn.convert import (FORMATS, build_from_checkpoint, build_uformer_from_checkpoint, check_source,
+                              detect_source, load_pretrained, native_meta, read_checkpoint, unwrap_checkpoint)
 
     ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle)
     meta = native_meta(ckpt.obj)
-    if args.preset or ckpt.hf_config is not None or meta is not None:
+    name = args.source if args.source != "auto" else detect_source(ckpt.obj, ckpt.hf_config, none_ok=True)
+    if name in FORMATS and FORMATS[name].model_family == "uformer" and not args.preset:
+        # a Uformer (the authors' release or ours): the architecture is read from the shapes, the load checked
+        model, report = build_uformer_from_checkpoint(ckpt, source=args.source, partial=args.partial)
+        print(f"Uformer {model.embed_dim=} {model.depths=}: {report}")
+        own = model.state_dict()
+        sd = {k: own[k] for k in report.loaded}
+    elif args.preset or ckpt.hf_config is not None or meta is not None:
         if args.preset:
             kw = dict(PRESETS[args.preset])
             if args.num_register_tokens is not None:

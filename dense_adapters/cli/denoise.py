@@ -3,6 +3,8 @@ results and a side-by-side picture.
 
     python tools/denoise.py noisy.png out/ --config configs/sidd_uformer_t.py --checkpoint work_dirs/x/best.pth
     python tools/denoise.py noisy_dir/ out/ --config CFG --checkpoint CKPT [--gt gt_dir/] [--tile 256]
+    python tools/denoise.py noisy.png out/ --config configs/uformer-t_1xb32-750k_sidd-128x128.py \
+        --checkpoint Uformer_T.pth                                     # the authors' released SIDD weights
     python tools/denoise.py frames_dir/ out/ --config configs/davis_video_denoise_s.py --checkpoint CKPT \
         [--gt clean_frames_dir/ | --add-noise 30]
 
@@ -36,7 +38,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("input", help="noisy image file, folder of images, or (video model) folder of frames")
     p.add_argument("output", help="output folder (created)")
     p.add_argument("--config", required=True, help="config the checkpoint was trained with")
-    p.add_argument("--checkpoint", help="trained weights (omit only to try the pipeline with random weights)")
+    p.add_argument("--checkpoint", help="trained weights: a checkpoint of tools/train.py, or the Uformer authors' "
+                                        "released weights (converted on load); omit only to try the pipeline with "
+                                        "random weights")
     p.add_argument("--gt", help="ground-truth file or folder (same file names) to report PSNR/SSIM")
     p.add_argument("--tile", type=int, default=0, help="process in tiles of this size (0: whole image)")
     p.add_argument("--tile-overlap", type=int, default=32, help="overlap between tiles in pixels")
@@ -65,7 +69,15 @@ def build_model(config: str, checkpoint: Optional[str], device: str, trust_pickl
     if checkpoint:
         if not osp.isfile(checkpoint):
             raise FileNotFoundError(f"checkpoint not found: {checkpoint}")
-        load_weights(model, checkpoint, strict=True, trust_pickle=trust_pickle)
+        from ..models.restorers.uformer import Uformer, is_uformer_release
+        from ..nn.convert import load_pretrained
+
+        generator = getattr(model, "generator", None)
+        if isinstance(generator, Uformer) and is_uformer_release(checkpoint, trust_pickle):
+            # the authors' release (Uformer's model_best.pth): converted into the generator, every tensor used
+            print(load_pretrained(generator.net, checkpoint, strict=True, trust_pickle=trust_pickle), file=sys.stderr)
+        else:
+            load_weights(model, checkpoint, strict=True, trust_pickle=trust_pickle)
     else:
         print("warning: no --checkpoint, the model has random weights", file=sys.stderr)
     return model.to(device).eval()

@@ -2,6 +2,7 @@
 
     python tools/test.py configs/ade20k_regvit.py work_dirs/ade20k_regvit/iter_40000.pth [--show-dir vis]
     python tools/test.py configs/regvit-s14-reg4_knn-20nn_in1k-224x224.py      # no checkpoint: the config's weights
+    python tools/test.py configs/uformer-t_1xb32-750k_sidd-128x128.py Uformer_T.pth  # the Uformer authors' weights
 
 Segmentation prints aAcc, mIoU and mAcc (mmseg's IoUMetric); other tasks print their configured metrics.
 """
@@ -43,7 +44,11 @@ def run(args: argparse.Namespace) -> dict:
         raise UserError(f"checkpoint not found: {args.checkpoint}")
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
-    if args.checkpoint is not None:
+    release = args.checkpoint is not None and _uformer_release(cfg, args.checkpoint, args.trust_pickle)
+    if release:  # the authors' Uformer weights: converted into the generator (init_cfg), not a Runner checkpoint
+        cfg.model.generator.init_cfg = dict(type="Pretrained", checkpoint=args.checkpoint, strict=True,
+                                            trust_pickle=args.trust_pickle)
+    elif args.checkpoint is not None:
         cfg.load_from = args.checkpoint
         # the checkpoint carries the weights: no pretrained download or conversion at test time
         if isinstance(cfg.model.get("backbone"), dict):
@@ -72,11 +77,20 @@ def run(args: argparse.Namespace) -> dict:
     check_data(cfg, ("test_dataloader",))
     check_datasets(cfg, ("test_dataloader",))
     runner = build_runner(cfg, trust_pickle=args.trust_pickle)
-    if args.checkpoint is None:  # Runner.test() loads checkpoints only: give the model its configured weights
+    if args.checkpoint is None or release:  # Runner.test() loads checkpoints only: give the model its init_cfg
         getattr(runner.model, "module", runner.model).init_weights()
     metrics = runner.test()
     print("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
     return metrics
+
+
+def _uformer_release(cfg, checkpoint: str, trust_pickle: bool) -> bool:
+    """A config whose generator is a ``dense_adapters.Uformer`` given the authors' Uformer weights."""
+    from ..models.restorers.uformer import is_uformer_release
+
+    gen = cfg.model.get("generator")
+    return (isinstance(gen, dict) and gen.get("type") in ("dense_adapters.Uformer", "Uformer")
+            and is_uformer_release(checkpoint, trust_pickle))
 
 
 def _fmt(v) -> str:
