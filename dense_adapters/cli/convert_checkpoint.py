@@ -6,6 +6,7 @@ load_from).
     python tools/convert_checkpoint.py open_clip_pytorch_model.bin out.pth --from openclip --preset openclip_vitb16
     python tools/convert_checkpoint.py dinov2_vits14_reg4_pretrain.pth out.pth --from dinov2
     python tools/convert_checkpoint.py skipat_tiny.t7 out.pth --preset skipat_tiny_patch16_224   # SkipAt's ViT-T
+    python tools/convert_checkpoint.py skipat_tiny.t7 cls.pth --preset skipat_tiny_patch16_224 --with-head
     python tools/convert_checkpoint.py Uformer_B.pth out.pth     # Uformer's release: architecture read from shapes
 
 Formats (--from): detected by default; see docs/backbones.md. With --preset (or a Hugging Face folder, or a native
@@ -19,6 +20,7 @@ import os
 import os.path as osp
 from typing import Optional, Sequence
 
+from ..errors import UserError
 from .core import run_cli
 
 
@@ -36,6 +38,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--num-register-tokens", type=int, help="override the preset's register count")
     p.add_argument("--partial", action="store_true",
                    help="with --preset: allow a partial load (the output then holds only what the checkpoint had)")
+    p.add_argument("--with-head", action="store_true",
+                   help="with --preset: write a checkpoint of dense_adapters.ImageClassifier (backbone + the file's "
+                        "classifier head), for tools/test.py with a classification config")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow a checkpoint that needs arbitrary code to unpickle (only for trusted files)")
     return p.parse_args(argv)
@@ -51,10 +56,12 @@ def run(args: argparse.Namespace) -> None:
     ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle)
     meta = native_meta(ckpt.obj)
     name = args.source if args.source != "auto" else detect_source(ckpt.obj, ckpt.hf_config, none_ok=True)
+    if args.with_head and not args.preset:
+        raise UserError("--with-head needs --preset (the backbone the classifier was trained with)")
     if name in FORMATS and FORMATS[name].model_family == "uformer" and not args.preset:
         # a Uformer (the authors' release or ours): the architecture is read from the shapes, the load checked
         model, report = build_uformer_from_checkpoint(ckpt, source=args.source, partial=args.partial)
-        print(f"Uformer {model.embed_dim=} {model.depths=}: {report}")
+        print(f"Uformer embed_dim={model.embed_dim} depths={model.depths}: {report}")
         own = model.state_dict()
         sd = {k: own[k] for k in report.loaded}
     elif args.preset or ckpt.hf_config is not None or meta is not None:
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> None:
         print(report)
         own = model.state_dict()
         sd = {k: own[k] for k in report.loaded}  # what came from the checkpoint, fitted (resized, folded, masked)
+        if args.with_head:
+            sd = _classifier_state(ckpt, report.source, sd, args.src)
     else:
         raw, _ = unwrap_checkpoint(ckpt.obj)
         detected = detect_source(raw, none_ok=args.source != "auto")
@@ -81,6 +90,18 @@ def run(args: argparse.Namespace) -> None:
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save(sd, args.dst)
     print(f"wrote {args.dst}")
+
+
+def _classifier_state(ckpt, source: str, backbone: dict, src: str) -> dict:
+    """``{'state_dict': backbone.vit.* + head.*}``: the converted backbone and the checkpoint's classifier head."""
+    from ..errors import CheckpointMismatch
+    from ..nn.convert import FORMATS, unwrap_checkpoint
+
+    raw, _ = unwrap_checkpoint(ckpt.obj, FORMATS[source].containers)
+    head = {k: raw[k] for k in ("head.weight", "head.bias") if k in raw}
+    if len(head) != 2:
+        raise CheckpointMismatch(f"{src} has no classifier head (head.weight, head.bias): leave out --with-head")
+    return {"state_dict": {**{f"backbone.vit.{k}": v for k, v in backbone.items()}, **head}}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

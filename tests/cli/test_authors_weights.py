@@ -2,6 +2,7 @@
 them into the generator (converted, strict) with the SIDD config's shift_from_size; the convert tool checks them."""
 import os.path as osp
 
+import pytest
 import torch
 from mmengine.config import Config
 
@@ -48,3 +49,38 @@ def test_convert_tool_checks_a_uformer_file(tmp_path, capsys):
     sd = torch.load(out, weights_only=True)
     assert sd.keys() == src.state_dict().keys()
     assert all(torch.equal(v, src.state_dict()[k]) for k, v in sd.items())
+
+
+def test_skipat_release_to_an_imagenet_classifier(tmp_path):
+    """SkipAt's ViT-T file ({'model': ...}, .t7, with its args) -> --with-head -> a checkpoint that the DeiT SkipAt
+    classification config loads strictly; its logits are the released head on our converted backbone's cls token."""
+    import argparse
+
+    from dense_adapters.errors import UserError
+    from dense_adapters.nn import create_regvit
+    from dense_adapters.nn.convert import regvit_to_skipat
+    from dense_adapters.registry import MODELS, register_all_modules
+    from mmengine.registry import DefaultScope
+
+    torch.manual_seed(5)
+    vit = create_regvit("skipat_tiny_patch16_224").eval()
+    sd = regvit_to_skipat(vit.state_dict(), vit.skip_layers)
+    for i in vit.skip_layers:  # their skipped blocks keep unused attention weights
+        sd.update({f"blocks.{i}.{k}": v for k, v in vit.blocks[0].state_dict().items() if k.startswith(("attn.", "norm1."))})
+    head_w, head_b = torch.randn(1000, 192) * 0.05, torch.randn(1000) * 0.05
+    sd.update({"head.weight": head_w, "head.bias": head_b})
+    torch.save({"model": sd, "args": argparse.Namespace(model="skipat_tiny")}, tmp_path / "skipat_t.t7")
+    out = str(tmp_path / "cls.pth")
+    argv = [str(tmp_path / "skipat_t.t7"), out, "--preset", "skipat_tiny_patch16_224", "--with-head"]
+    assert convert_checkpoint.main(argv) == 0
+    with pytest.raises(UserError, match="--with-head needs --preset"):
+        convert_checkpoint.run(convert_checkpoint.parse_args(argv[:2] + ["--with-head"]))
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(ROOT, "configs", "vit-t16-skipat_deit_8xb128-300e_in1k-224x224.py"))
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        model = MODELS.build(cfg.model).eval()
+    model.load_state_dict(torch.load(out, weights_only=True)["state_dict"], strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        cls = vit(x)[:, 0]  # normed tokens: the cls token after the final norm
+        assert torch.allclose(model(x, mode="tensor"), torch.nn.functional.linear(cls, head_w, head_b), atol=1e-5)
