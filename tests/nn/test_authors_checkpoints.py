@@ -79,11 +79,12 @@ def test_uformer_matches_the_authors_model(name, tmp_path):
 
 
 def test_uformer_architecture_read_from_the_authors_file(tmp_path):
-    case = GOLDEN["uformer"]["uformer_b_narrow_128"]
+    case = GOLDEN["uformer"]["uformer_narrow_256_from_128"]
     _, sd = authors_uformer_state_dict(case["kwargs"], case["seed"])
-    torch.save({"state_dict": sd}, tmp_path / "b.pth")
-    model, report = build_uformer_from_checkpoint(str(tmp_path / "b.pth"), shift_from_size=128)
-    assert model.depths == (1, 2, 8, 8, 2, 8, 8, 2, 1) and model.embed_dim == 8 and model.skip_mode is None
+    torch.save({"state_dict": sd}, tmp_path / "n.pth")
+    model, report = build_uformer_from_checkpoint(str(tmp_path / "n.pth"), shift_from_size=128)
+    assert model.depths == (1, 1, 1, 1, 2, 1, 1, 1, 1) and model.embed_dim == 8 and model.skip_mode is None
+    assert model.num_levels == 4 and [s.blocks[0].attn.num_heads for s in model.encoders] == [1, 2, 4, 8]
     assert report.complete and model.shift_from_size == 128
 
 
