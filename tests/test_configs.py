@@ -16,7 +16,7 @@ from mmengine.registry import DefaultScope
 
 from dense_adapters.models.layers.pixel_decoder import has_mmdet
 from dense_adapters.registry import MODELS, register_all_modules
-from dense_adapters.runner_utils import replace_syncbn
+from dense_adapters.utils import replace_syncbn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, "configs")

@@ -49,7 +49,7 @@ def test_registry_imports_nothing_above_it():
 
 def test_only_the_cli_imports_the_cli():
     for path in PKG.rglob("*.py"):
-        if "cli" in path.relative_to(PKG).parts or path.name == "runner_utils.py":  # runner_utils: deprecated alias
+        if "cli" in path.relative_to(PKG).parts:
             continue
         bad = {m for m in imports(path) if m.startswith("dense_adapters.cli")}
         assert not bad, (path, bad)
