@@ -34,6 +34,11 @@ class UntrustedCheckpoint(CheckpointError):
     """A checkpoint that needs arbitrary code to unpickle, refused unless the user trusts its source."""
 
 
+class StorageError(DenseAdaptersError, OSError):
+    """A file or folder that cannot be written: full disk, read-only or missing folder, a file where a folder should
+    be, or a work dir another run holds."""
+
+
 class CompiledOpUnavailable(DenseAdaptersError, RuntimeError):
     """An op that needs compiled mmcv was called under mmcv-lite."""
 
@@ -44,4 +49,4 @@ def one_line(e: BaseException) -> str:
 
 
 __all__ = ["DenseAdaptersError", "UserError", "DataError", "CheckpointError", "CheckpointMismatch",
-           "UntrustedCheckpoint", "CompiledOpUnavailable", "one_line"]
+           "UntrustedCheckpoint", "StorageError", "CompiledOpUnavailable", "one_line"]

@@ -16,10 +16,8 @@ def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool =
                       deprecated_overrides: tuple[str, ...] = ()) -> argparse._ArgumentGroup:
     """Add ``config`` (positional and optional, or ``--config``), ``--arch``, ``--cfg-options``, ``--checkpoint``,
     ``--source`` and ``--trust-pickle``; ``deprecated_overrides`` are old spellings of ``--cfg-options``."""
-    from mmengine.config import DictAction
-
     from ..nn import PRESETS
-    from .core import _DeprecatedDictAction
+    from .cfg_options import CfgOptionsAction
 
     g = parser.add_argument_group("backbone (a config or --arch)")
     cfg_help = ("config whose model.backbone (or top-level backbone = dict(...)) is a dense_adapters.RegViT")
@@ -28,11 +26,11 @@ def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool =
     else:
         g.add_argument("--config", help=cfg_help)
     g.add_argument("--arch", help=f"a RegViT preset instead of a config: {', '.join(sorted(PRESETS))}")
-    g.add_argument("--cfg-options", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+    g.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
                    help="overrides: with --arch, RegViT arguments of the preset (e.g. depth=4 num_register_tokens=0); "
                         "with a config, config entries (e.g. model.backbone.depth=4)")
     for name in deprecated_overrides:
-        g.add_argument(name, nargs="+", action=_DeprecatedDictAction, dest="cfg_options", metavar="KEY=VALUE",
+        g.add_argument(name, nargs="+", action=CfgOptionsAction, deprecated="--cfg-options", dest="cfg_options", metavar="KEY=VALUE",
                        help="deprecated spelling of --cfg-options")
     from ..nn.convert import source_names
 
@@ -52,11 +50,11 @@ def add_backbone_args(parser: argparse.ArgumentParser, config_positional: bool =
 
 
 def _backbone_cfg(path: str, cfg_options: Optional[dict]) -> tuple[dict, str]:
+    from .cfg_options import apply_cfg_options
     from .configs import read_config
 
     cfg = read_config(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    apply_cfg_options(cfg, cfg_options)
     if "model" in cfg and isinstance(cfg.model, dict) and "backbone" in cfg.model:
         bcfg = cfg.model.backbone
     elif "backbone" in cfg:

@@ -93,7 +93,15 @@ def read_config(path: str):
 
     real = resolve_config(path)
     with tempfile.TemporaryDirectory(prefix="dense_adapters_cfg_") as tmp:
-        return Config.fromfile(_with_resolved_bases(real, tmp, {}))
+        try:
+            return Config.fromfile(_with_resolved_bases(real, tmp, {}))
+        except SyntaxError as e:  # one line for a syntax error or a config that fails to run
+            where = f"{e.filename or path}, line {e.lineno}" if e.lineno else (e.filename or path)
+            raise UserError(f"config {path} has a syntax error ({where}: {e.msg}): fix the file") from None
+        except (NameError, ImportError, KeyError, AttributeError, TypeError, ValueError) as e:
+            text = " ".join(str(e).split())
+            raise UserError(f"cannot load config {path} ({type(e).__name__}: {text[:300]}): fix the file or its "
+                            "_base_ files") from None
 
 
 # ---- rewriting a user's chain ---------------------------------------------------------------------------------------

@@ -62,32 +62,19 @@ def run_cli(fn: Callable[[], Any], user_errors: tuple = ()) -> int:
 
 # ---- the one override syntax ---------------------------------------------------------------------------------------
 
-class _DeprecatedDictAction(argparse.Action):
-    """An old spelling of ``--cfg-options``: same parsing (mmengine's DictAction), a note on stderr."""
-
-    def __init__(self, *args, new: str = "--cfg-options", **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.new = new
-
-    def __call__(self, parser, namespace, values, option_string=None) -> None:
-        from mmengine.config import DictAction
-
-        print(f"note: {option_string} is deprecated, use {self.new} (same KEY=VALUE syntax)", file=sys.stderr)
-        DictAction(self.option_strings, self.dest)(parser, namespace, values, option_string)
-        namespace.deprecated_override = option_string
-
-
 def add_cfg_options(parser: argparse.ArgumentParser, help: Optional[str] = None,
                     deprecated: Sequence[str] = ()) -> None:
-    """``--cfg-options KEY=VALUE ...`` (mmengine's DictAction: ints, floats, bools, None, lists, tuples), into
-    ``args.cfg_options`` (a dict, empty by default); ``deprecated`` names old spellings accepted with a note."""
-    from mmengine.config import DictAction
+    """``--cfg-options KEY=VALUE ...`` (mmengine's value syntax: ints, floats, bools, None, lists, tuples), into
+    ``args.cfg_options`` (a dict, empty by default); ``deprecated`` names old spellings accepted with a note.
+    Keys are checked against the config when it is loaded (:mod:`dense_adapters.cli.cfg_options`)."""
+    from .cfg_options import CfgOptionsAction
 
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, default={}, metavar="KEY=VALUE",
+    parser.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction, default={}, metavar="KEY=VALUE",
                         help=help or "override config entries, e.g. train_cfg.max_iters=100 "
-                                     "model.backbone.init_cfg=None")
+                                     "model.backbone.init_cfg=None (unknown keys are refused: a leading + adds a "
+                                     "new entry on purpose)")
     for name in deprecated:
-        parser.add_argument(name, nargs="+", action=_DeprecatedDictAction, dest="cfg_options",
+        parser.add_argument(name, nargs="+", action=CfgOptionsAction, deprecated="--cfg-options", dest="cfg_options",
                             metavar="KEY=VALUE", help="deprecated spelling of --cfg-options")
 
 

@@ -44,12 +44,13 @@ def set_data_root(cfg, data_root: str) -> None:
 
 def load_config(path: str, cfg_options: Optional[dict] = None, data_root: Optional[str] = None,
                 launcher: str = "none"):
-    """Read a config (a file or ``dense_adapters::NAME.py``) and apply the command line's overrides."""
+    """Read a config (a file or ``dense_adapters::NAME.py``) and apply the command line's overrides (checked:
+    :mod:`dense_adapters.cli.cfg_options`)."""
+    from .cfg_options import apply_cfg_options
     from .configs import read_config
 
     cfg = read_config(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    apply_cfg_options(cfg, cfg_options)
     if data_root:
         set_data_root(cfg, data_root)
     cfg.launcher = launcher

@@ -16,6 +16,7 @@ import sys
 from typing import Optional, Sequence
 
 from ..errors import UserError
+from ..fileio import lock_work_dir
 from .core import run_cli
 from .runner import (add_reliability, add_runner_args, adjust_for_device, build_runner, check_data, default_work_dir,
                      enable_amp, export_local_rank, find_resume_checkpoint, load_config)
@@ -66,13 +67,15 @@ def run(args: argparse.Namespace) -> None:
     loaders = ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") else ("train_dataloader",)
     check_data(cfg, loaders)
     check_datasets(cfg, loaders)  # before the runner: an empty split would make InfiniteSampler wait forever
-    runner = build_runner(cfg, trust_pickle=args.trust_pickle)
-    if args.compile:
-        model = getattr(runner.model, "module", runner.model)
-        if not hasattr(model, "backbone"):
-            raise UserError("--compile compiles model.backbone, and this model has none")
-        model.backbone.compile()  # in place: state-dict keys and checkpoints stay the same
-    runner.train()
+    # one run per work dir (a second one would mix its checkpoints in); stale temporaries of a killed save go
+    with lock_work_dir(cfg.work_dir, log=lambda m: print(f"note: {m}", file=sys.stderr)):
+        runner = build_runner(cfg, trust_pickle=args.trust_pickle)
+        if args.compile:
+            model = getattr(runner.model, "module", runner.model)
+            if not hasattr(model, "backbone"):
+                raise UserError("--compile compiles model.backbone, and this model has none")
+            model.backbone.compile()  # in place: state-dict keys and checkpoints stay the same
+        runner.train()
     print(f"done: logs and checkpoints in {osp.abspath(cfg.work_dir)}")
 
 
