@@ -47,10 +47,9 @@ def load_images(sources: Optional[Sequence[str]] = None, max_images: Optional[in
 
 
 def _read(path: str) -> np.ndarray:
-    try:
-        return np.asarray(Image.open(path).convert("RGB"))
-    except Exception as e:  # PIL raises several types for unreadable files
-        raise ValueError(f"cannot read image {path!r}: {e}") from e
+    from ..imageio import read_rgb
+
+    return read_rgb(path)  # 16-bit scaled; a bad file is one DataError line
 
 
 def fit_size(hw: tuple[int, int], size: Union[int, Sequence[int]], patch: int) -> tuple[int, int]:

@@ -52,7 +52,10 @@ def find_maps(folder: str, what: str) -> Dict[str, str]:
 def load_depth(path: str, png_scale: float = 1000.0) -> np.ndarray:
     """Depth in metres, float64 [H, W]: PNG as stored value / png_scale, .npy as is."""
     if path.lower().endswith(".npy"):
-        d = np.load(path, allow_pickle=False)
+        try:
+            d = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            fail(f"cannot read {path} ({' '.join(str(e).split())[:160]}): save depth as a float .npy array")
     else:
         import cv2
 
@@ -61,6 +64,9 @@ def load_depth(path: str, png_scale: float = 1000.0) -> np.ndarray:
             fail(f"cannot read {path}")
         if d.ndim != 2:
             fail(f"{path} has {d.shape[2]} channels: depth PNGs must be single-channel (uint16 millimetres)")
+        if d.dtype == np.uint8:
+            fail(f"{path} is an 8-bit PNG: depth PNGs hold uint16 millimetres (8 bits hold at most 255 mm); save "
+                 "16-bit PNGs or float .npy metres")
         d = d.astype(np.float64) / png_scale
     d = np.squeeze(np.asarray(d, dtype=np.float64))
     if d.ndim != 2:
@@ -124,6 +130,10 @@ def evaluate(args: argparse.Namespace) -> Tuple[Dict[str, float], List[Tuple[str
     for stem in sorted(gts):
         gt = load_depth(gts[stem], args.png_scale)
         pred = load_depth(preds[stem], args.png_scale)
+        bad = int((~np.isfinite(pred)).sum())
+        if bad:
+            fail(f"{stem}: the prediction {preds[stem]} has {bad} NaN or infinite values: fix the model's output "
+                 "(a diverged model predicts NaN) before evaluating")
         if pred.shape != gt.shape:
             if not args.resize_pred:
                 fail(f"{stem}: prediction {pred.shape[0]}x{pred.shape[1]} and ground truth {gt.shape[0]}x"

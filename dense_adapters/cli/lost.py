@@ -95,11 +95,10 @@ def _bias(text: str):
 
 
 def image_size(path: str) -> tuple[int, int]:
-    """(H, W) from the file header."""
-    from PIL import Image
+    """(H, W) from the file header (one line for a missing or unreadable file)."""
+    from ..imageio import image_size as _size
 
-    with Image.open(path) as im:
-        return im.size[1], im.size[0]
+    return _size(path)
 
 
 def save_visualization(path: str, img: np.ndarray, out, b: int, patch: int, pred: np.ndarray,

@@ -72,6 +72,11 @@ class CheckedLoading(BaseTransform):
         for t in self.transforms:
             name = type(t).__name__
             path = results.get("seg_map_path") if "Annotation" in name else results.get("img_path")
+            if "Annotation" in name:  # what the file holds, before mmseg casts it (to uint8 / float)
+                path = results.get("depth_map_path", path) if "Depth" in name else path
+                problem = file_problem(path, depth="Depth" in name)
+                if problem:
+                    raise DataError(f"{path}: {problem}")
             try:
                 out = t(results)
             except Exception as e:  # decoding errors, failed asserts, missing files
@@ -100,6 +105,16 @@ class CheckedLoading(BaseTransform):
 
     def __repr__(self) -> str:
         return f"CheckedLoading({self.transforms}, num_classes={self.num_classes})"
+
+
+def file_problem(path, depth: bool = False) -> Optional[str]:
+    """What is wrong with a local label (or depth) file before it is decoded (:mod:`dense_adapters.imageio`);
+    None for a good file or one that is not local (a remote backend reads it)."""
+    from ..imageio import depth_file_problem, label_file_problem
+
+    if not isinstance(path, str) or not osp.isfile(path):
+        return None
+    return depth_file_problem(path) if depth else label_file_problem(path)
 
 
 def model_label_space(cfg) -> tuple[Optional[int], int]:

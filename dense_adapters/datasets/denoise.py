@@ -30,11 +30,10 @@ def list_images(folder: str) -> list[str]:
 
 
 def read_rgb(path: str) -> np.ndarray:
-    """uint8 [H, W, 3] RGB (grey images are repeated, alpha dropped)."""
-    from PIL import Image
+    """uint8 [H, W, 3] RGB (grey images are repeated, alpha dropped, 16-bit scaled; one line for a bad file)."""
+    from ..imageio import read_rgb as _read
 
-    with Image.open(path) as im:
-        return np.array(im.convert("RGB"))
+    return _read(path)
 
 
 def sidd_pairs(root: str) -> list[tuple[str, str]]:

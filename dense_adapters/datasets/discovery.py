@@ -68,10 +68,9 @@ class DiscoveryDataset:
         return self.items[i]
 
     def load(self, i: int) -> np.ndarray:
-        from PIL import Image
+        from ..imageio import read_rgb
 
-        with Image.open(self.items[i].path) as im:
-            return np.array(im.convert("RGB"))  # writable copy [H, W, 3] uint8
+        return read_rgb(self.items[i].path)  # writable copy [H, W, 3] uint8 (16-bit scaled, bad files in one line)
 
     @property
     def has_annotations(self) -> bool:

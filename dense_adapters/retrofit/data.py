@@ -48,14 +48,9 @@ def split_heldout(files: Sequence[str], val_files: Optional[Sequence[str]] = Non
 
 def read_rgb(path: str, draft: Optional[int] = None) -> Image.Image:
     """RGB PIL image (grey, palette, RGBA, 16-bit all converted); one line naming the file if it is unreadable."""
-    try:
-        img = Image.open(path)
-        if draft and img.format == "JPEG":
-            img.draft("RGB", (draft, draft))  # decode large JPEGs at a reduced scale
-        img = img.convert("RGB")
-        img.load()
-    except Exception as e:  # PIL raises several types for broken files
-        raise DataError(f"cannot read image {path}: {type(e).__name__}: {e}: remove or replace the file") from None
+    from ..imageio import open_rgb
+
+    img = open_rgb(path, draft=draft)  # large JPEGs decoded at a reduced scale; 16-bit scaled; one line if broken
     if min(img.size) < 2:
         raise DataError(f"image {path} is {img.size[0]}x{img.size[1]} pixels: too small to crop from")
     return img
