@@ -121,9 +121,12 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
       fine-tuning) and read by the safe loader (:func:`build_runner`) unless ``trust_pickle``;
     * loading transforms of the used datasets are wrapped in CheckedLoading (corrupt files, sizes, label range);
     * training stops at a non-finite loss (NanGuardHook), checkpoints hold random states (ExactResumeHook) and
-      iteration-based loops resume exactly (ResumableIterBasedTrainLoop).
+      iteration-based loops resume exactly (ResumableIterBasedTrainLoop);
+    * training data augmentation is a function of (seed, pass, sample index) (SeededDataset and the seeded
+      samplers), so that a resume is exact with dataloader workers too.
     """
     from ..datasets.checks import add_load_checks
+    from ..datasets.seeded import seed_train_data
 
     if mode not in ("train", "resume", "finetune", "test"):
         raise ValueError(f"unknown mode {mode!r}")
@@ -147,6 +150,7 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
     if mode != "test":
         add(dict(type="dense_adapters.NanGuardHook"))
         add(dict(type="dense_adapters.ExactResumeHook"))
+        seed_train_data(cfg)
         tc = cfg.get("train_cfg")
         if tc is not None and (tc.get("type") == "IterBasedTrainLoop"
                                or ("type" not in tc and not tc.get("by_epoch", False))):

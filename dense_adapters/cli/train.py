@@ -15,6 +15,7 @@ import os.path as osp
 import sys
 from typing import Optional, Sequence
 
+from ..engine.checkpoint_io import checkpoint_meta
 from ..errors import UserError
 from ..fileio import lock_work_dir
 from .core import run_cli
@@ -62,6 +63,11 @@ def run(args: argparse.Namespace) -> None:
         if not osp.isfile(args.resume):
             raise UserError(f"checkpoint to resume from not found: {args.resume}")
         cfg.resume, cfg.load_from, mode = True, args.resume, "resume"
+    if mode == "resume" and (cfg.get("randomness") or {}).get("seed") is None:
+        # mmengine restores the checkpoint's seed only after the dataloaders are built: give it to them
+        seed = checkpoint_meta(cfg.load_from).get("seed")
+        if seed is not None:
+            cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
     add_reliability(cfg, mode, trust_pickle=args.trust_pickle)
     adjust_for_device(cfg)
     loaders = ("train_dataloader", "val_dataloader") if cfg.get("val_cfg") else ("train_dataloader",)

@@ -188,6 +188,8 @@ def build_dataset(cfg, loader: str):
     from mmseg.registry import DATASETS
 
     ds_cfg = copy.deepcopy(cfg[loader]["dataset"])
+    while _short_type(ds_cfg.get("type")) == "SeededDataset":  # the same samples (checked before seeding matters)
+        ds_cfg = ds_cfg["dataset"]
     if "dataset" not in ds_cfg and "datasets" not in ds_cfg:
         ds_cfg["serialize_data"] = False  # mmengine's serialisation crashes on an empty list before we can tell
     scope = cfg.get("default_scope", "mmseg")

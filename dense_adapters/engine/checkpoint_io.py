@@ -84,6 +84,18 @@ def is_complete_checkpoint(path: str) -> bool:
         return False
 
 
+def checkpoint_meta(path: str) -> dict:
+    """The ``meta`` dict of a torch zip checkpoint, read lazily (memory-mapped, weights_only); {} if unreadable."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - only a hint; the real load reports problems
+        return {}
+    meta = ckpt.get("meta") if isinstance(ckpt, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
 def find_resume_checkpoint(work_dir: str) -> Optional[str]:
     """The checkpoint to resume from: ``last_checkpoint``'s target when complete, else the newest complete
     ``iter_*.pth`` / ``epoch_*.pth`` in ``work_dir``; None when there is none."""

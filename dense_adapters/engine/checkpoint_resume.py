@@ -18,6 +18,7 @@ With ``num_workers=0`` a run killed and resumed ends with the same weights and l
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from typing import Iterator, Optional
 
@@ -195,6 +196,10 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
             print_log(f"resume: replaying the dataloader for {n} batches", logger="current")
             for _ in range(n):
                 next(self.dataloader_iterator)
+        from ..datasets.seeded import seeding_problems
+
+        for problem in seeding_problems(self.dataloader):
+            print_log(f"resume is NOT exact: {problem}", logger="current", level=logging.WARNING)
         hooks = [h for h in self.runner.hooks if isinstance(h, ExactResumeHook)]
         if hooks and hooks[0].restore(self.runner):
             print_log("resume: random states restored from the checkpoint", logger="current")

@@ -120,6 +120,15 @@ class SafeLoadRunner(Runner):
 
     trust_pickle: bool = False
 
+    @staticmethod
+    def build_dataloader(dataloader, seed: Optional[int] = None, diff_rank_seed: bool = False):
+        """mmengine's, plus: a ``SeededDataset`` without a seed of its own gets the run's (before workers start)."""
+        loader = Runner.build_dataloader(dataloader, seed=seed, diff_rank_seed=diff_rank_seed)
+        ds = getattr(loader, "dataset", None)
+        if type(ds).__name__ == "SeededDataset" and ds.seed is None:
+            ds.seed = seed
+        return loader
+
     def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = "cpu", strict: bool = False,
                         revise_keys: list = [(r"^module.", "")]):  # noqa: B006 - mmengine's signature
         checkpoint = load_checkpoint_file(filename, map_location=map_location, trust_pickle=self.trust_pickle)

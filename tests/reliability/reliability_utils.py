@@ -25,7 +25,7 @@ train_pipeline = {train_pipeline}
 val_pipeline = [
     dict(type='LoadImageFromFile'), dict(type='Resize', scale=crop, keep_ratio=False),
     dict(type='LoadAnnotations', reduce_zero_label=True), dict(type='PackSegInputs')]
-train_dataloader = dict(batch_size={batch}, num_workers=0, persistent_workers=False,
+train_dataloader = dict(batch_size={batch}, num_workers={workers}, persistent_workers={persistent},
                         dataset=dict(data_root={data_root!r}, pipeline=train_pipeline))
 val_dataloader = dict(batch_size=1, num_workers=0, persistent_workers=False,
                       dataset=dict(data_root={data_root!r}, pipeline=val_pipeline))
@@ -43,6 +43,7 @@ AUG_PIPELINE = """[
     dict(type='RandomResize', scale=(128, 64), ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
+    dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs')]"""
 
 FIXED_PIPELINE = """[
@@ -52,11 +53,14 @@ FIXED_PIPELINE = """[
     dict(type='PackSegInputs')]"""
 
 
+WORKERS = dict(workers=2, persistent=True)  # as the shipped configs: augmentation runs in worker processes
+
+
 def write_config(path: str, data_root: str, **kw) -> str:
     """A tiny RegViT (dim 32, depth 2) linear-probe config on ``data_root``; keyword arguments fill CONFIG."""
     opts = dict(base=BASE, data_root=data_root, regs=2, dim=32, deterministic=True, drop_path=0.1, dropout=0.1, norm_cfg="dict(type='BN')",
                 train_pipeline=AUG_PIPELINE, batch=2, lr=1e-3, iters=6, val_interval=100, ckpt_interval=2,
-                extra="", extra_imports="")
+                extra="", extra_imports="", workers=0, persistent=False)
     opts.update(kw)
     with open(path, "w") as f:
         f.write(CONFIG.format(**opts))
