@@ -20,10 +20,10 @@ class TinyNet(BaseModel):
     """A 2-layer MLP with dropout on 8-d inputs (random streams matter for exact resume); ``nan_at`` makes the
     loss of that (0-based) iteration NaN."""
 
-    def __init__(self, nan_at: int = -1, width: int = 16) -> None:
+    def __init__(self, nan_at: int = -1, width: int = 16, nan_grad_at: int = -1) -> None:
         super().__init__()
         self.fc1, self.drop, self.fc2 = torch.nn.Linear(8, width), torch.nn.Dropout(0.5), torch.nn.Linear(width, 1)
-        self.nan_at, self.calls = nan_at, 0
+        self.nan_at, self.nan_grad_at, self.calls = nan_at, nan_grad_at, 0
 
     def forward(self, inputs, data_samples=None, mode="tensor"):
         x = torch.stack(inputs) if isinstance(inputs, (list, tuple)) else inputs
@@ -31,6 +31,9 @@ class TinyNet(BaseModel):
         if mode != "loss":
             return y
         loss = F.mse_loss(y, torch.as_tensor(data_samples, dtype=y.dtype))
+        if self.calls == self.nan_grad_at:  # the loss stays finite, its gradient (hence the update) is NaN
+            w = self.fc1.weight.sum()
+            loss = loss + 0.0 * torch.sqrt(w - w.detach())
         self.calls += 1
         return {"loss": loss * float("nan") if self.calls - 1 == self.nan_at else loss}
 
@@ -97,15 +100,62 @@ def test_resume_is_exact_and_restores_the_message_hub(reference, tmp_path):
     assert list(losses) == list(ref_hub.get_scalar("train/loss").data[0])  # iterations 1-2 restored, 3-4 new
 
 
+def _ckpts(work: str) -> list:
+    return sorted(n for n in os.listdir(work) if ".pth" in n)
+
+
+def _pointer(work: str):
+    path = osp.join(work, "last_checkpoint")
+    return open(path).read() if osp.exists(path) else None
+
+
 def test_nan_guard_stops_before_the_bad_checkpoint(tmp_path):
     work = str(tmp_path / "w")
-    runner = _runner(work, model=TinyNet(nan_at=2))  # iteration 3 (1-based) has a NaN loss
+    runner = _runner(work, model=TinyNet(nan_at=3))  # iteration 4 (1-based) has a NaN loss; iteration 3 was fine
     with pytest.raises(NonFiniteLoss) as e:
         runner.train()
     good = osp.join(work, "iter_2.pth")
-    assert str(e.value).startswith(f"non-finite loss at iteration 3 (loss=nan); training stopped, the last good "
+    assert str(e.value).startswith(f"non-finite loss at iteration 4 (loss=nan); training stopped, the last good "
                                    f"checkpoint is {good}: lower the learning rate")
-    assert sorted(n for n in os.listdir(work) if n.endswith(".pth")) == ["iter_2.pth"]
+    assert _ckpts(work) == ["iter_2.pth"] and _pointer(work) == good
+
+
+def test_nan_guard_refuses_to_save_weights_of_a_diverged_update(tmp_path):
+    # iteration 2's loss is finite but its update makes the weights NaN: the checkpoint after it would be the
+    # "last good" one of a guard that looks at losses only, and resuming from it gives NaN at once
+    work = str(tmp_path / "w")
+    runner = _runner(work, model=TinyNet(nan_grad_at=1))
+    with pytest.raises(NonFiniteLoss) as e:
+        runner.train()
+    assert str(e.value).startswith(
+        "non-finite weights after iteration 2 (fc1.weight) although the loss was finite; the checkpoint of that "
+        "step was not written; training stopped, there is no good checkpoint (none was written before): lower")
+    assert _ckpts(work) == []
+
+
+def test_nan_guard_sets_aside_a_checkpoint_that_diverges_at_once(tmp_path):
+    # iter_2 is followed by a finite loss (good), iter_4 by a NaN one: iter_4 is not good, whatever its weights
+    work = str(tmp_path / "w")
+    runner = _runner(work, model=TinyNet(nan_at=4), max_iters=6)
+    with pytest.raises(NonFiniteLoss) as e:
+        runner.train()
+    good, bad = osp.join(work, "iter_2.pth"), osp.join(work, "iter_4.pth")
+    assert str(e.value).startswith(
+        f"non-finite loss at iteration 5 (loss=nan); training stopped, {bad} was written just before and training "
+        f"from it diverged at once: renamed to {bad}.diverged; the last good checkpoint is {good}: lower")
+    assert _ckpts(work) == ["iter_2.pth", "iter_4.pth.diverged"] and _pointer(work) == good
+    from dense_adapters.engine.checkpoint_io import find_resume_checkpoint
+
+    assert find_resume_checkpoint(work) == good
+
+
+def test_nan_guard_names_no_checkpoint_when_each_one_diverged(tmp_path):
+    work = str(tmp_path / "w")
+    runner = _runner(work, model=TinyNet(nan_at=2))  # iter_2 written, iteration 3 NaN
+    with pytest.raises(NonFiniteLoss, match=r"renamed to .*iter_2.pth.diverged; there is no good checkpoint \(the "
+                                            r"loss diverged right after each one\): .* then start again$"):
+        runner.train()
+    assert _ckpts(work) == ["iter_2.pth.diverged"] and _pointer(work) is None
 
 
 def test_checkpoint_fit_refuses_another_model(reference, tmp_path):

@@ -152,7 +152,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(capsys, ade_root, tmp_pat
     good = osp.join(work, "iter_2.pth")
     assert error_line(err).startswith(
         f"error: non-finite loss at iteration 4 (loss=nan, decode.loss_ce=nan); training stopped, the last good "
-        f"checkpoint is {good}: lower the learning rate (optim_wrapper.optimizer.lr), add gradient clipping")
+        f"checkpoint is {good}: lower the learning rate (--cfg-options optim_wrapper.optimizer.lr=...; on --resume the "
+        "new lr is applied to the schedule), add gradient clipping")
     assert sorted(n for n in os.listdir(work) if n.endswith(".pth")) == ["iter_2.pth"]
     with open(osp.join(work, "last_checkpoint")) as f:
         assert f.read() == good
