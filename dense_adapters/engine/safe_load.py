@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model, load_state_dict
 from torch import nn
 
-from ..errors import UntrustedCheckpoint
+from ..errors import UntrustedCheckpoint, UserError
 from ..registry import HOOKS, RUNNERS
 
 _BUFFER_TAG = "__dense_adapters_history_buffer__"
@@ -128,6 +128,25 @@ class SafeLoadRunner(Runner):
         if type(ds).__name__ == "SeededDataset" and ds.seed is None:
             ds.seed = seed
         return loader
+
+    def resume(self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True,
+               map_location: Union[str, Callable] = "default") -> None:
+        """mmengine's resume, then the config's optimizer settings where they differ from the checkpoint's (a
+        lowered lr applies, replayed through the schedule, and is logged: :mod:`.resume_overrides`)."""
+        from .resume_overrides import apply_config_hyperparameters, snapshot
+
+        fresh = snapshot(self.optim_wrapper) if resume_optimizer else None
+        try:
+            super().resume(filename, resume_optimizer=resume_optimizer,
+                           resume_param_scheduler=resume_param_scheduler, map_location=map_location)
+        except ValueError as e:
+            if "parameter group" not in str(e):
+                raise
+            raise UserError(f"cannot resume from {filename}: its optimizer has other parameter groups than this "
+                            f"config's ({' '.join(str(e).split())}): resume with the config (paramwise_cfg, "
+                            "frozen parts) the run started with") from None
+        if resume_optimizer:
+            apply_config_hyperparameters(self, fresh)
 
     def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = "cpu", strict: bool = False,
                         revise_keys: list = [(r"^module.", "")]):  # noqa: B006 - mmengine's signature

@@ -203,3 +203,34 @@ def test_safe_load_runner_refuses_pickled_code_unless_trusted(reference, tmp_pat
     runner.load_checkpoint(path)
     for k, v in ref_weights.items():
         assert torch.equal(runner.model.state_dict()[k], v)
+
+
+SCHEDULE = [dict(type="LinearLR", start_factor=0.1, by_epoch=False, begin=0, end=2),
+            dict(type="PolyLR", eta_min=1e-4, power=1.0, by_epoch=False, begin=2, end=4)]
+
+
+def _lrs(runner) -> list:
+    return [float(v) for v in runner.message_hub.get_scalar("train/lr").data[0]]
+
+
+def test_resume_applies_the_configs_lr_through_the_schedule(tmp_path, capsys):
+    # "lower the lr and --resume": the checkpoint's optimizer and scheduler state used to win silently. The resumed
+    # run now has, at every later iteration, the lr of an uninterrupted run started with the new lr
+    def optim(lr, wd=0.0):
+        return dict(optimizer=dict(type="SGD", lr=lr, momentum=0.9, weight_decay=wd))
+
+    ref = _runner(str(tmp_path / "ref"), optim_wrapper=optim(0.01), param_scheduler=SCHEDULE)
+    ref.train()
+    first = _runner(str(tmp_path / "a"), max_iters=2, optim_wrapper=optim(0.05), param_scheduler=SCHEDULE)
+    first.train()
+    resumed = _runner(str(tmp_path / "b"), optim_wrapper=optim(0.01, wd=1e-4), param_scheduler=SCHEDULE,
+                      load_from=str(tmp_path / "a" / "iter_2.pth"), resume=True)
+    resumed.train()
+    assert _lrs(first)[:2] == pytest.approx([0.005, 0.05])  # the warm-up at lr 0.05
+    assert _lrs(resumed)[2:] == pytest.approx(_lrs(ref)[2:], rel=1e-12)  # iterations 3-4 at the new lr's values
+    group = resumed.optim_wrapper.optimizer.param_groups[0]
+    assert group["initial_lr"] == 0.01 and group["weight_decay"] == 1e-4
+    out = capsys.readouterr().out
+    assert "resume: optimizer lr: the config's start value 0.01 replaces the checkpoint's 0.05; the schedule " \
+           "continues at step 2" in out
+    assert "resume: optimizer weight_decay: the config's 0.0001 replaces the checkpoint's 0" in out
