@@ -62,8 +62,8 @@ def build_model(config: str, checkpoint: Optional[str], device: str, trust_pickl
     from ..utils import register_all_modules
     from .configs import read_config
 
-    cfg = read_config(config)
     register_all_modules()
+    cfg = read_config(config)
     cfg.model.get("backbone", {}).pop("init_cfg", None)  # the checkpoint holds every weight
     model = MODELS.build(cfg.model)
     if checkpoint:
@@ -218,6 +218,10 @@ def run(args: argparse.Namespace) -> list:
 
     if not osp.exists(args.input):
         raise FileNotFoundError(f"input not found: {args.input}")
+    if args.tile < 0 or args.tile_overlap < 0:
+        raise UserError(f"--tile and --tile-overlap must be >= 0, got {args.tile} and {args.tile_overlap}")
+    if args.tile and args.tile_overlap >= args.tile:  # before the model is built, whatever the image size
+        raise UserError(f"--tile-overlap {args.tile_overlap} must be smaller than --tile {args.tile}")
     if args.gt and args.add_noise is not None:
         raise UserError("--gt and --add-noise exclude each other: --add-noise scores against the input itself")
     model = build_model(args.config, args.checkpoint, args.device, args.trust_pickle)

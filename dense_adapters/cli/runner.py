@@ -163,6 +163,28 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
 
 # ---- launching -----------------------------------------------------------------------------------------------------
 
+LAUNCHER_ENV = {
+    "pytorch": (("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"),
+                "start the run with torchrun (tools/dist_train.sh), or drop --launcher for one process"),
+    "slurm": (("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST"),
+              "start the run with srun (tools/slurm_train.sh), or drop --launcher for one process"),
+    "mpi": (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK", "MASTER_ADDR"),
+            "start the run with mpirun (and MASTER_ADDR/MASTER_PORT set), or drop --launcher for one process"),
+}
+
+
+def check_launcher_env(launcher: str) -> None:
+    """One line when ``--launcher`` is given without the environment its launcher sets (instead of a traceback
+    from the process-group initialisation)."""
+    if launcher not in LAUNCHER_ENV:
+        return
+    names, how = LAUNCHER_ENV[launcher]
+    missing = [k for k in names if not os.environ.get(k)]
+    if missing:
+        raise UserError(f"--launcher {launcher} needs the environment its launcher sets ({', '.join(missing)} not "
+                        f"set): {how}")
+
+
 def init_distributed(cfg) -> None:
     """Start the process group on a machine without CUDA (gloo), before the runner is built.
 
@@ -176,6 +198,7 @@ def init_distributed(cfg) -> None:
     import torch.distributed as torch_dist
 
     launcher = cfg.get("launcher", "none")
+    check_launcher_env(launcher)
     if launcher not in ("pytorch", "slurm") or torch.cuda.is_available() or torch_dist.is_initialized():
         return
     kwargs = dict((cfg.get("env_cfg") or {}).get("dist_cfg") or {})
@@ -186,10 +209,6 @@ def init_distributed(cfg) -> None:
     if launcher == "slurm":  # the environment mmengine's slurm launcher sets up, without device counting
         import subprocess
 
-        missing = [k for k in ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_NODELIST") if k not in os.environ]
-        if missing:
-            raise UserError(f"--launcher slurm needs the Slurm environment ({', '.join(missing)} not set): start "
-                            "the run with srun (tools/slurm_train.sh)")
         port = ((cfg.get("env_cfg") or {}).get("dist_cfg") or {}).get("port")
         os.environ.setdefault("MASTER_PORT", str(port or 29500))
         if "MASTER_ADDR" not in os.environ:

@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model, load_state_dict
 from torch import nn
 
-from ..errors import UntrustedCheckpoint, UserError
+from ..errors import CheckpointMismatch, UntrustedCheckpoint, UserError
 from ..registry import HOOKS, RUNNERS
 
 _BUFFER_TAG = "__dense_adapters_history_buffer__"
@@ -104,6 +104,9 @@ def load_weights(model: nn.Module, path: str, strict: bool = True, trust_pickle:
 
     ckpt = load_checkpoint_file(path, map_location="cpu", trust_pickle=trust_pickle)
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointMismatch(f"{path} holds no state dict of tensors (looked at the top level and under "
+                                 "'state_dict'): give a checkpoint written by tools/train.py or a state dict")
     sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
     if check:
         check_fits(sd, model.state_dict(), path, "strict" if strict else "finetune")

@@ -87,6 +87,16 @@ def test_kill_during_checkpoint_write_keeps_previous_file(tmp_path):
         proc.wait()
     with open(path, "rb") as f:
         assert f.read() == good  # the old file, whole; the partial data only ever lived in the temporary file
+    # the next run on this folder (tools/train.py holds lock_work_dir) removes what the killed write left
+    from dense_adapters.fileio import lock_work_dir, stale_temporaries
+
+    left = stale_temporaries(str(tmp_path))
+    assert len(left) == 1 and os.path.getsize(left[0]) > 0
+    notes = []
+    with lock_work_dir(str(tmp_path), log=notes.append):
+        assert stale_temporaries(str(tmp_path)) == []
+    assert notes and notes[0].startswith("removed 1 temporary file(s) (") and str(tmp_path) in notes[0]
+    assert sorted(os.listdir(tmp_path)) == [".dense_adapters.lock", "iter_4.pth"]
 
 
 def test_resume_skips_truncated_latest_checkpoint(trained_run, tmp_path):

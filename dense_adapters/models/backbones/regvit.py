@@ -37,6 +37,8 @@ class RegViT(BaseModule):
     ``[[B, C, h, w], [B, C]]`` with ``output_cls_token``.
     """
 
+    cfg_kwargs_of = CoreRegViT  # where **vit_kwargs go: the arguments --cfg-options may add (cli/cfg_options.py)
+
     def __init__(
         self,
         preset: Optional[str] = None,
