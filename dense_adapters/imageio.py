@@ -26,21 +26,17 @@ SIXTEEN_BIT = ("I;16", "I;16B", "I;16L", "I;16N")
 LABEL_MODES = ("L", "P", "1")
 
 
-def _open(path: str):
-    from PIL import Image, UnidentifiedImageError
+def _why(e: BaseException, path: str) -> str:
+    text = " ".join(str(e).replace(repr(path), "it").replace(path, "it").split())
+    return text or type(e).__name__
 
-    if not os.path.exists(path):
-        raise DataError(f"image not found: {path}: check the path")
-    if not os.path.isfile(path):
-        raise DataError(f"{path} is a folder, not an image file")
-    if os.path.getsize(path) == 0:
-        raise DataError(f"{path} is empty (0 bytes): replace or remove the file")
+
+def _open(path: str):
+    im = _open_lazy(path)
     try:
-        im = Image.open(path)
         im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        why = " ".join(str(e).split()) or type(e).__name__
-        raise DataError(f"cannot read image {path} ({why}): replace or remove the file") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(f"cannot read image {path} ({_why(e, path)}): replace or remove the file") from None
     return im
 
 
@@ -73,8 +69,7 @@ def open_rgb(path: str, draft: Optional[int] = None):
         try:
             im.load()
         except (OSError, SyntaxError, ValueError) as e:
-            raise DataError(f"cannot read image {path} ({' '.join(str(e).split())}): replace or remove the file") \
-                from None
+            raise DataError(f"cannot read image {path} ({_why(e, path)}): replace or remove the file") from None
     else:
         im = _open(path)
     if im.mode in SIXTEEN_BIT or im.mode in ("I", "F"):
@@ -90,13 +85,16 @@ def open_rgb(path: str, draft: Optional[int] = None):
 def _open_lazy(path: str):
     from PIL import Image, UnidentifiedImageError
 
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise DataError(f"image not found: {path}: check the path")
+    if not os.path.isfile(path):
+        raise DataError(f"{path} is a folder, not an image file")
+    if os.path.getsize(path) == 0:
+        raise DataError(f"{path} is empty (0 bytes): replace or remove the file")
     try:
         return Image.open(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"cannot read image {path} ({' '.join(str(e).split())}): replace or remove the file") \
-            from None
+        raise DataError(f"cannot read image {path} ({_why(e, path)}): replace or remove the file") from None
 
 
 def read_rgb(path: str) -> np.ndarray:

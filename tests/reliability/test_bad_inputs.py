@@ -98,6 +98,26 @@ def test_label_out_of_range(capsys, good_work, sample_copy, tmp_path):
                     "num_classes / reduce_zero_label to match the dataset")
 
 
+@pytest.mark.parametrize("kind", ["16-bit", "RGB"])
+def test_label_map_of_another_mode(capsys, good_work, sample_copy, tmp_path, kind):
+    # what the file holds is checked before mmseg's astype(np.uint8): 300 would silently become class 43
+    png = osp.join(sample_copy, "annotations", "training", "chelsea.png")
+    lab = np.array(Image.open(png))
+    if kind == "16-bit":
+        lab = lab.astype(np.uint16)
+        lab[:1, :5] = 300
+    else:
+        lab = np.stack([lab] * 3, -1)
+    Image.fromarray(lab).save(png)
+    cfg = write_config(str(tmp_path / "c_mode.py"), sample_copy, **FAST)
+    line = train_fails(capsys, good_work, cfg)
+    assert line == f"error: {png}: " + (
+        "a 16-bit label map with values up to 300 (5 pixels above 255): labels are read as 8 bits, so 300 would "
+        "become class 44; save the map as 8-bit class indices (or remap ids)" if kind == "16-bit" else
+        "a 3-channel RGB image, not a single-channel label map: labels must be class indices (PNG mode L or P); "
+        "convert colour-coded labels to class ids first")
+
+
 def test_label_size_mismatch(capsys, good_work, sample_copy, tmp_path):
     png = osp.join(sample_copy, "annotations", "training", "rocket.png")
     img = osp.join(sample_copy, "images", "training", "rocket.jpg")

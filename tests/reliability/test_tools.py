@@ -35,10 +35,19 @@ def test_check_dataset_lists_every_bad_file(capsys, ade_root, tmp_path):
     lab = np.array(Image.open(png))
     lab[0, 0] = 180
     Image.fromarray(lab).save(png)
+    rgb = osp.join(root, "annotations", "training", "coins.png")  # colour-coded labels: a crash in training before
+    Image.fromarray(np.stack([np.array(Image.open(rgb))] * 3, -1)).save(rgb)
+    deep = osp.join(root, "annotations", "training", "rocket.png")  # 16-bit ids above 255: wrapped into classes
+    lab16 = np.array(Image.open(deep)).astype(np.uint16)
+    lab16[:2, :2] = 513
+    Image.fromarray(lab16).save(deep)
     cfg = write_config(str(tmp_path / "c_bad.py"), root)
     code, out = call_tool("check_dataset.py", cfg, capsys=capsys, stdout=True)
     assert code == 1
-    assert "problems: 2" in out
+    assert "problems: 4" in out
+    assert f"  {rgb}: a 3-channel RGB image, not a single-channel label map" in out
+    assert f"  {deep}: a 16-bit label map with values up to 513 (4 pixels above 255): labels are read as 8 bits, " \
+           "so 513 would become class 1" in out
     assert f"  {tr}/coffee.jpg: corrupt (image file is truncated" in out
     assert f"  {png}: label values 179 outside 0..149 (ignore_index 255)" in out
 
