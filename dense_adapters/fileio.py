@@ -51,6 +51,14 @@ def atomic_write(path: str, data: Union[bytes, str], encoding: str = "utf-8") ->
     over ``path``; the folder is fsync'ed so that the rename survives a power loss. The new file gets the umask's
     permissions. Raises :class:`StorageError` (one line) when the folder cannot be written.
     """
+    with atomic_open(path) as f:
+        f.write(data.encode(encoding) if isinstance(data, str) else data)
+
+
+@contextmanager
+def atomic_open(path: str) -> Iterator:
+    """A binary file to write ``path`` through, as :func:`atomic_write` does (e.g. ``torch.save(obj, f)``): the
+    target appears, complete, when the block ends without an error."""
     folder = osp.dirname(osp.abspath(path))
     tmp = _temp_path(path)
     try:
@@ -60,7 +68,7 @@ def atomic_write(path: str, data: Union[bytes, str], encoding: str = "utf-8") ->
         raise storage_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode(encoding) if isinstance(data, str) else data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

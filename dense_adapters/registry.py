@@ -21,6 +21,7 @@ from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CON
 from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS  # noqa: E402
 from mmseg.registry import RUNNERS as MMSEG_RUNNERS  # noqa: E402
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS  # noqa: E402
+from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS  # noqa: E402
 
 SCOPE = "dense_adapters"
 
@@ -36,6 +37,9 @@ OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor", parent=MM
 DATA_SAMPLERS = Registry("data sampler", parent=MMSEG_DATA_SAMPLERS, scope=SCOPE, locations=["dense_adapters.datasets"])
 LOOPS = Registry("loop", parent=MMSEG_LOOPS, scope=SCOPE, locations=["dense_adapters.engine"])
 RUNNERS = Registry("runner", parent=MMSEG_RUNNERS, scope=SCOPE, locations=["dense_adapters.engine"])
+# init_cfg=dict(type='Pretrained', _scope_='dense_adapters'): the safe loader (engine/safe_load.py)
+WEIGHT_INITIALIZERS = Registry("weight initializer", parent=MMSEG_WEIGHT_INITIALIZERS, scope=SCOPE,
+                               locations=["dense_adapters.engine"])
 # functions named by configs, e.g. FSDPStrategy's auto_wrap_policy / activation-checkpointing check_fn
 FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=["dense_adapters.engine"])
 

@@ -78,6 +78,7 @@ def build_backbone(config: Optional[str] = None, arch: Optional[str] = None, cfg
     random weights (a warning says so). With neither ``config`` nor ``arch``, the checkpoint must name its
     architecture (a Hugging Face folder's config.json, a native checkpoint's meta).
     """
+    from .. import engine  # noqa: F401  (mmengine's checkpoint prefixes for --checkpoint / init_cfg)
     from ..nn import create_regvit
     from ..nn.convert import build_from_checkpoint, load_pretrained
 

@@ -16,8 +16,6 @@ and a load that would leave model tensors uninitialised or checkpoint tensors un
 from __future__ import annotations
 
 import argparse
-import os
-import os.path as osp
 from typing import Optional, Sequence
 
 from ..errors import UserError
@@ -53,6 +51,9 @@ def run(args: argparse.Namespace) -> None:
     from ..nn.convert import (FORMATS, build_from_checkpoint, build_uformer_from_checkpoint, check_source,
                               detect_source, load_pretrained, native_meta, read_checkpoint, unwrap_checkpoint)
 
+    from .. import engine  # noqa: F401  (mmengine's checkpoint prefixes: torchvision://, open-mmlab://, s3://, ...)
+    from ..fileio import atomic_open
+
     ckpt = read_checkpoint(args.src, trust_pickle=args.trust_pickle)
     meta = native_meta(ckpt.obj)
     name = args.source if args.source != "auto" else detect_source(ckpt.obj, ckpt.hf_config, none_ok=True)
@@ -87,8 +88,8 @@ def run(args: argparse.Namespace) -> None:
         sd = FORMATS[source].convert(raw)
         print(f"converted {len(sd)} tensors from a {source} checkpoint (no --preset: not checked against an "
               "architecture)")
-    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
-    torch.save(sd, args.dst)
+    with atomic_open(args.dst) as f:  # the old file or the whole new one, with the umask's permissions
+        torch.save(sd, f)
     print(f"wrote {args.dst}")
 
 

@@ -79,6 +79,35 @@ def check_data(cfg, loaders: tuple[str, ...]) -> None:
                     f"pass --data-root DIR (or --cfg-options {name}.dataset.data_root=DIR)")
 
 
+def pretrained_sources(node) -> list[str]:
+    """Every ``init_cfg=dict(type='Pretrained', checkpoint=...)`` (and mmseg's ``pretrained=``) inside ``node``."""
+    found = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "init_cfg":
+                for c in v if isinstance(v, (list, tuple)) else [v]:
+                    if isinstance(c, dict) and c.get("type") == "Pretrained" and c.get("checkpoint"):
+                        found.append(str(c["checkpoint"]))
+            elif k == "pretrained" and isinstance(v, str) and v:
+                found.append(v)
+            else:
+                found += pretrained_sources(v)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            found += pretrained_sources(v)
+    return found
+
+
+def probe_checkpoints(cfg) -> None:
+    """Before anything is built: every checkpoint the run will read (``load_from``/resume, pretrained
+    ``init_cfg``) exists, is fetched, and is not empty, truncated or of another kind (one line otherwise)."""
+    from .. import engine  # noqa: F401  (mmengine's checkpoint prefixes)
+    from ..nn.convert import probe_checkpoint
+
+    for src in ([cfg.load_from] if cfg.get("load_from") else []) + pretrained_sources(cfg.get("model")):
+        probe_checkpoint(src)
+
+
 def adjust_for_device(cfg) -> None:
     """On a machine without CUDA: BN for SyncBN, gloo for nccl, DDP without device_ids, no cudnn benchmark."""
     import torch

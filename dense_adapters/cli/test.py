@@ -9,13 +9,12 @@ Segmentation prints aAcc, mIoU and mAcc (mmseg's IoUMetric); other tasks print t
 from __future__ import annotations
 
 import argparse
-import os.path as osp
 from typing import Optional, Sequence
 
 from ..errors import UserError
 from .core import run_cli
 from .runner import (add_reliability, add_runner_args, adjust_for_device, build_runner, check_data, default_work_dir,
-                     export_local_rank, load_config)
+                     export_local_rank, load_config, probe_checkpoints)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -40,8 +39,6 @@ def run(args: argparse.Namespace) -> dict:
     from ..utils import register_all_modules
 
     register_all_modules()
-    if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        raise UserError(f"checkpoint not found: {args.checkpoint}")
     cfg = load_config(args.config, args.cfg_options, args.data_root, args.launcher)
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or default_work_dir(args.config)
     release = args.checkpoint is not None and _uformer_release(cfg, args.checkpoint, args.trust_pickle)
@@ -72,13 +69,17 @@ def run(args: argparse.Namespace) -> dict:
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
+    probe_checkpoints(cfg)  # a missing, empty or truncated checkpoint: one line before the build
     add_reliability(cfg, "test", trust_pickle=args.trust_pickle)
     adjust_for_device(cfg)
     check_data(cfg, ("test_dataloader",))
     check_datasets(cfg, ("test_dataloader",))
     runner = build_runner(cfg, trust_pickle=args.trust_pickle)
     if args.checkpoint is None or release:  # Runner.test() loads checkpoints only: give the model its init_cfg
-        getattr(runner.model, "module", runner.model).init_weights()
+        if hasattr(runner, "init_model_weights"):
+            runner.init_model_weights()  # every init_cfg Pretrained through the safe reader
+        else:
+            getattr(runner.model, "module", runner.model).init_weights()
     metrics = runner.test()
     print("metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()))
     return metrics

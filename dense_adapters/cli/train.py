@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..fileio import lock_work_dir
 from .core import run_cli
 from .runner import (add_reliability, add_runner_args, adjust_for_device, build_runner, check_data, default_work_dir,
-                     enable_amp, export_local_rank, find_resume_checkpoint, load_config)
+                     enable_amp, export_local_rank, find_resume_checkpoint, load_config, probe_checkpoints)
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -60,12 +60,13 @@ def run(args: argparse.Namespace) -> None:
         else:
             cfg.resume, cfg.load_from, mode = True, ckpt, "resume"
     elif args.resume:
-        if not osp.isfile(args.resume):
-            raise UserError(f"checkpoint to resume from not found: {args.resume}")
         cfg.resume, cfg.load_from, mode = True, args.resume, "resume"
+    probe_checkpoints(cfg)  # a missing, empty or truncated checkpoint: one line now, not after the build
     if mode == "resume" and (cfg.get("randomness") or {}).get("seed") is None:
         # mmengine restores the checkpoint's seed only after the dataloaders are built: give it to them
-        seed = checkpoint_meta(cfg.load_from).get("seed")
+        from ..nn.convert import fetch_checkpoint
+
+        seed = checkpoint_meta(fetch_checkpoint(cfg.load_from)).get("seed")
         if seed is not None:
             cfg.randomness = dict(cfg.get("randomness") or {}, seed=int(seed))
     add_reliability(cfg, mode, trust_pickle=args.trust_pickle)

@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import contextvars
+import io
+import os.path as osp
 from typing import Callable, Iterator, Optional, Union
 
 import numpy as np
@@ -27,14 +30,14 @@ from mmengine.hooks import Hook
 from mmengine.logging import HistoryBuffer
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
-from mmengine.runner.checkpoint import _load_checkpoint, _load_checkpoint_to_model, load_state_dict
+from mmengine.model.weight_init import PretrainedInit
+from mmengine.runner.checkpoint import _load_checkpoint_to_model, load_state_dict
 from torch import nn
 
 from ..errors import CheckpointMismatch, UntrustedCheckpoint, UserError
-from ..registry import HOOKS, RUNNERS
+from ..registry import HOOKS, RUNNERS, WEIGHT_INITIALIZERS
 
 _BUFFER_TAG = "__dense_adapters_history_buffer__"
-_READER_SCHEMES = ("http://", "https://", "file://")  # what nn.convert.load_file reads besides local paths
 
 
 def _numpy_globals() -> list:
@@ -54,42 +57,134 @@ def mmengine_checkpoint_globals() -> Iterator[None]:
         yield
 
 
-def _untrusted(path: str) -> UntrustedCheckpoint:
+def _untrusted(source: str) -> UntrustedCheckpoint:
+    from ..nn.convert import fetch_checkpoint
+
     try:
+        local = fetch_checkpoint(source)
         with mmengine_checkpoint_globals():
-            found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
+            found = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(local))
     except Exception:  # noqa: BLE001 - only for the message
         found = []
     what = f" (it holds {', '.join(found)})" if found else ""
     return UntrustedCheckpoint(
-        f"{path} needs arbitrary code to unpickle{what}, so it was refused: pass --trust-pickle only if you trust "
+        f"{source} needs arbitrary code to unpickle{what}, so it was refused: pass --trust-pickle only if you trust "
         "its source, or re-save its state_dict (tools/convert_checkpoint.py)")
 
 
 def load_checkpoint_file(path: str, map_location: Union[str, Callable, None] = "cpu",
                          trust_pickle: bool = False) -> dict:
-    """Read a checkpoint (local path, http(s)/file URL; ``.safetensors`` too) through the core reader.
+    """Read a checkpoint through the one reader (``dense_adapters.nn.convert.load_file``): local files, Hugging Face
+    folders, http(s)/file URLs and mmengine's prefixes (``torchvision://``, ``open-mmlab://``, ``mmcls://``,
+    ``s3://``..., resolved by :mod:`.sources`), ``weights_only=True`` or safetensors, content checksum checked.
 
     Raises :class:`~dense_adapters.errors.UntrustedCheckpoint` (one line naming what it holds) for a file that
-    needs arbitrary code, unless ``trust_pickle``. Other mmengine prefixes (``open-mmlab://``, ``torchvision://``,
-    ``s3://``, ...) are left to mmengine's ``CheckpointLoader``.
+    needs arbitrary code, unless ``trust_pickle``; :class:`~dense_adapters.errors.CheckpointError` for the rest.
     """
     from ..nn.convert import load_file
 
     path = str(path)
-    if "://" in path and not path.startswith(_READER_SCHEMES):
-        return _load_checkpoint(path, map_location=map_location)
     try:
         with mmengine_checkpoint_globals():
             return load_file(path, map_location=map_location, trust_pickle=trust_pickle)
     except UntrustedCheckpoint:
         raise _untrusted(path) from None
-    except RuntimeError as e:
-        # TEMPORARY: dense_adapters.nn.convert.load_file raised RuntimeError before it used errors.*; remove once
-        # it raises UntrustedCheckpoint (the except above then covers it)
-        if "arbitrary code" not in str(e):
-            raise
-        raise _untrusted(path) from None
+
+
+# ---- init_cfg=dict(type='Pretrained') of any module --------------------------------------------------------------
+
+_TRUST = contextvars.ContextVar("dense_adapters_trust_pickle", default=False)
+
+
+@WEIGHT_INITIALIZERS.register_module(name="Pretrained")
+class SafePretrainedInit(PretrainedInit):
+    """mmengine's ``PretrainedInit`` reading through :func:`load_checkpoint_file` (``weights_only``, every source
+    prefix, one-line errors) and refusing a load that fits nothing: a checkpoint whose tensors match none of the
+    module's, or have other shapes, would leave the module randomly initialised with only a warning.
+
+    Registered as ``Pretrained`` in the ``dense_adapters`` scope: :class:`SafeLoadRunner` gives every
+    ``init_cfg=dict(type='Pretrained', ...)`` of the model ``_scope_='dense_adapters'``, so mmengine's own
+    ``init_weights`` (order of initialisation kept) builds this class. ``trust_pickle`` allows pickled code.
+    """
+
+    def __init__(self, checkpoint, prefix=None, map_location="cpu", trust_pickle: bool = False) -> None:
+        super().__init__(checkpoint, prefix=prefix, map_location=map_location)
+        self.trust_pickle = trust_pickle
+
+    def __call__(self, module) -> None:
+        from mmengine.logging import print_log
+        from mmengine.model.weight_init import update_init_info
+
+        trust = self.trust_pickle or _TRUST.get()
+        ckpt = load_checkpoint_file(self.checkpoint, map_location=self.map_location, trust_pickle=trust)
+        sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else ckpt
+        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+            raise CheckpointMismatch(f"{self.checkpoint} holds no state dict of tensors (init_cfg Pretrained of "
+                                     f"{type(module).__name__})")
+        sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+        if self.prefix:
+            p = self.prefix if self.prefix.endswith(".") else self.prefix + "."
+            sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+            if not sd:
+                raise CheckpointMismatch(f"{self.checkpoint} has no tensor under the prefix {self.prefix!r} (init_cfg "
+                                         f"Pretrained of {type(module).__name__}): check the prefix")
+        own = module.state_dict()
+        fits = [k for k in sd if k in own and tuple(sd[k].shape) == tuple(own[k].shape)]
+        wrong = [k for k in sd if k in own and k not in fits]
+        if wrong or not fits:
+            what = (f"{len(wrong)} tensors have other shapes (e.g. {wrong[0]}: checkpoint "
+                    f"{tuple(sd[wrong[0]].shape)} vs model {tuple(own[wrong[0]].shape)})" if wrong else
+                    f"none of its tensors match the module's names (e.g. {', '.join(list(sd)[:2])} vs "
+                    f"{', '.join(list(own)[:2])})")
+            raise CheckpointMismatch(f"{self.checkpoint} does not fit {type(module).__name__} (init_cfg Pretrained): "
+                                     f"{what}: use the checkpoint of this architecture, or set prefix=")
+        print_log(f"load model from: {self.checkpoint} ({len(fits)} of {len(own)} tensors; "
+                  f"{len(own) - len(fits)} keep their initialisation, {len(sd) - len(fits)} unused)",
+                  logger="current")
+        load_state_dict(module, sd, strict=False, logger="current")
+        if hasattr(module, "_params_init_info"):
+            update_init_info(module, init_info=self._get_init_info())
+
+
+def _pretrained_cfgs(module) -> list:
+    cfg = getattr(module, "init_cfg", None)
+    cfgs = cfg if isinstance(cfg, (list, tuple)) else [cfg]
+    return [c for c in cfgs if isinstance(c, dict) and (c.get("type") == "Pretrained" or c.get("type") is PretrainedInit)]
+
+
+def prepare_pretrained(model: nn.Module, trust_pickle: bool = False) -> int:
+    """Route every ``init_cfg=dict(type='Pretrained')`` of ``model``'s modules through the safe reader (in place):
+    ``_scope_='dense_adapters'`` selects :class:`SafePretrainedInit`, and a remote checkpoint is fetched into the
+    reader's cache first (so modules that read their ``init_cfg`` themselves, e.g. mmseg's VisionTransformer, get a
+    local file). Our own modules (``dense_adapters.*``) read through the reader already. Returns how many."""
+    from ..nn.convert import fetch_checkpoint, read_checkpoint, resolve_source
+    from ..nn.convert.reader import cached_path
+
+    n = 0
+    for m in model.modules():
+        if type(m).__module__.startswith("dense_adapters."):
+            continue
+        for c in _pretrained_cfgs(m):
+            c["type"], c["_scope_"] = "Pretrained", "dense_adapters"
+            if trust_pickle:
+                c["trust_pickle"] = True
+            src = str(c.get("checkpoint", ""))
+            if "://" in src:
+                target, post = resolve_source(src)
+                if post:  # e.g. mmcls://: the processed checkpoint, as a file of its own
+                    local = cached_path(src + "#processed")
+                    if not osp.isfile(local):
+                        from ..fileio import atomic_write
+
+                        obj = read_checkpoint(src, trust_pickle=trust_pickle).obj
+                        buf = io.BytesIO()
+                        torch.save(obj, buf)
+                        atomic_write(local, buf.getvalue())
+                    c["checkpoint"] = local
+                else:
+                    c["checkpoint"] = fetch_checkpoint(src)
+            n += 1
+    return n
 
 
 def load_weights(model: nn.Module, path: str, strict: bool = True, trust_pickle: bool = False,
@@ -131,6 +226,21 @@ class SafeLoadRunner(Runner):
         if type(ds).__name__ == "SeededDataset" and ds.seed is None:
             ds.seed = seed
         return loader
+
+    def _init_model_weights(self) -> None:
+        """mmengine's weight initialisation with every ``init_cfg=dict(type='Pretrained')`` read by the safe
+        reader (:func:`prepare_pretrained`, :class:`SafePretrainedInit`)."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        prepare_pretrained(model, self.trust_pickle)
+        token = _TRUST.set(self.trust_pickle)
+        try:
+            super()._init_model_weights()
+        finally:
+            _TRUST.reset(token)
+
+    def init_model_weights(self) -> None:
+        """The configured weights (``init_cfg``) without training, e.g. for ``tools/test.py`` without a checkpoint."""
+        self._init_model_weights()
 
     def resume(self, filename: str, resume_optimizer: bool = True, resume_param_scheduler: bool = True,
                map_location: Union[str, Callable] = "default") -> None:

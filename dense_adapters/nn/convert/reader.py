@@ -11,7 +11,11 @@ converters here and the mm layer's checkpoint loading. What it guarantees:
 - a folder is read as a Hugging Face model folder: ``config.json`` + ``model.safetensors`` (or a sharded
   ``model.safetensors.index.json``, or ``pytorch_model.bin[.index.json]``);
 - a URL (``http(s)://``, ``file://``) is downloaded once into a cache keyed by a hash of the *full* URL (two URLs that
-  end in the same file name, e.g. every Hugging Face ``model.safetensors``, never share a cache entry).
+  end in the same file name, e.g. every Hugging Face ``model.safetensors``, never share a cache entry); a cached file
+  found truncated or damaged is removed, so the next read downloads it again;
+- other sources (mmengine's ``torchvision://``, ``open-mmlab://``, ``mmcls://``, ``s3://``, ...) are resolved by the
+  functions registered with :func:`register_source` (the mm layer registers mmengine's: ``dense_adapters.engine.
+  sources``) into a URL or a local file, then read as above; an unknown ``scheme://`` is one line.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Union
 
 import torch
 
@@ -59,6 +63,51 @@ class Checkpoint:
 
 def is_url(path: str) -> bool:
     return str(path).startswith(URL_SCHEMES)
+
+
+# ------------------------------------------------------------------------------------------------- sources
+Resolver = Callable[[str], Union[str, tuple]]
+SOURCE_RESOLVERS: list = []  # (compiled pattern, resolver), tried in order
+_SCHEME = re.compile(r"^(?:[\w.+-]+:)?[A-Za-z][\w.+-]*://")
+
+
+def register_source(pattern: str, resolve: Resolver) -> None:
+    """Read sources matching ``pattern`` (a regex, matched at the start) through ``resolve(source)``, which returns
+    a URL or a local file (or ``(that, postprocess)``, ``postprocess(obj) -> obj`` applied after reading).
+    Registering the same pattern again replaces its resolver."""
+    rx = re.compile(pattern)
+    SOURCE_RESOLVERS[:] = [(p, f) for p, f in SOURCE_RESOLVERS if p.pattern != rx.pattern]
+    SOURCE_RESOLVERS.append((rx, resolve))
+
+
+def resolve_source(source: str) -> tuple[str, list]:
+    """``source`` resolved to a URL or local path by the registered resolvers, and the postprocessing to apply."""
+    post: list = []
+    for _ in range(4):  # a resolver may return another prefixed source
+        if is_url(source) or not _SCHEME.match(source):
+            return source, post
+        for rx, fn in SOURCE_RESOLVERS:
+            if rx.match(source):
+                out = fn(source)
+                if isinstance(out, tuple):
+                    out, fn_post = out
+                    if fn_post is not None:
+                        post.append(fn_post)
+                source = str(out)
+                break
+        else:
+            scheme = _SCHEME.match(source).group(0)
+            raise CheckpointError(f"cannot read {source}: no reader for {scheme} (readable: local files, Hugging Face "
+                                  "folders, http(s):// and file:// URLs, and mmengine's prefixes once "
+                                  "dense_adapters.engine is imported, as every tool does)")
+    return source, post
+
+
+def fetch_checkpoint(source: str) -> str:
+    """The local file (or folder) of ``source``: resolved (:func:`resolve_source`) and downloaded if a URL.
+    Nothing is unpickled; a postprocessing step (e.g. ``mmcls://``) is not applied."""
+    target, _ = resolve_source(str(source))
+    return download(target) if is_url(target) else os.path.expanduser(target)
 
 
 def cache_dir() -> str:
@@ -129,7 +178,8 @@ def _torch_load(path: str, map_location, trust_pickle: bool) -> Any:
             return torch.load(f, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        found = re.search(r"GLOBAL (\S+) was not an allowed global", msg)
+        # "GLOBAL m.f was not an allowed global", or "... whose module m is blocked" (os, subprocess, ...)
+        found = re.search(r"GLOBAL (\S+) (?:was not an allowed global|whose module \S+ is blocked)", msg)
         if not trust_pickle and (found or "Unsupported global" in msg):
             what = f" (it holds {found.group(1)})" if found else ""
             raise UntrustedCheckpoint(
@@ -156,7 +206,8 @@ def _safetensors_load(path: str, map_location) -> dict:
         raise _damaged(path, f"cannot be read as safetensors ({' '.join(str(e).split())[:120]})") from None
 
 
-def _load_one_file(path: str, map_location, trust_pickle: bool) -> Any:
+def _file_kind(path: str) -> str:
+    """What the bytes of ``path`` are ('zip', 'pickle', 'safetensors'); one line for anything unreadable."""
     if not os.path.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}: give an existing file, a Hugging Face model folder "
                               "or an http(s):// / file:// URL")
@@ -165,6 +216,14 @@ def _load_one_file(path: str, map_location, trust_pickle: bool) -> Any:
     kind = _sniff(path)
     if kind == "empty":
         raise CheckpointError(f"{path} is empty (0 bytes): the save or download was interrupted; re-create it")
+    if kind == "unknown":
+        raise CheckpointError(f"{path} is not a checkpoint (neither a torch zip/pickle nor safetensors): give a "
+                              ".pth/.pt/.bin from torch.save, a .safetensors file or a Hugging Face model folder")
+    return kind
+
+
+def _load_one_file(path: str, map_location, trust_pickle: bool) -> Any:
+    kind = _file_kind(path)
     if kind == "safetensors":
         return _safetensors_load(path, map_location)
     if kind in ("zip", "pickle"):
@@ -219,13 +278,53 @@ def _load_hf_folder(folder: str, map_location, trust_pickle: bool) -> Checkpoint
 def read_checkpoint(path: str, map_location="cpu", trust_pickle: bool = False) -> Checkpoint:
     """Read a checkpoint file, Hugging Face folder or URL into a :class:`Checkpoint` (see the module docstring)."""
     source = str(path)
-    local = download(source) if is_url(source) else os.path.expanduser(source)
+    target, post = resolve_source(source)
+    local = download(target) if is_url(target) else os.path.expanduser(target)
     if os.path.isdir(local):
         ckpt = _load_hf_folder(local, map_location, trust_pickle)
         ckpt.source = source
         return ckpt
-    return Checkpoint(obj=_load_one_file(local, map_location, trust_pickle), source=source, path=local,
-                      files=[local])
+    try:
+        obj = _load_one_file(local, map_location, trust_pickle)
+    except CheckpointError as e:
+        if local == source:
+            raise
+        text = str(e).replace(local, source)
+        if not isinstance(e, UntrustedCheckpoint) and local.startswith(cache_dir()) and os.path.isfile(local):
+            os.remove(local)  # a damaged download: fetched again next time
+            text += f" (the damaged cached copy {local} was removed: the next read downloads it again)"
+        raise type(e)(text) from None
+    for fn in post:
+        obj = fn(obj)
+    return Checkpoint(obj=obj, source=source, path=local, files=[local])
+
+
+def probe_checkpoint(path: str) -> str:
+    """Cheap checks of a checkpoint before a long setup (nothing is unpickled): resolved and downloaded, exists,
+    not empty, a torch zip / pickle / safetensors file (a torch zip with its directory, i.e. not truncated), or a
+    Hugging Face folder with weights. Returns the local path; the same one-line errors as :func:`read_checkpoint`.
+    Damage inside a file is found only when it is read."""
+    source = str(path)
+    local = fetch_checkpoint(source)
+    try:
+        if os.path.isdir(local):
+            if not any(os.path.isfile(os.path.join(local, f)) for f in HF_WEIGHT_FILES):
+                raise CheckpointError(f"{local} is a folder without model weights: expected one of "
+                                      f"{', '.join(HF_WEIGHT_FILES)} (a Hugging Face model folder), or give the "
+                                      "checkpoint file itself")
+            return local
+        kind = _file_kind(local)
+        if kind == "zip":
+            try:
+                with zipfile.ZipFile(local) as z:
+                    z.namelist()
+            except (zipfile.BadZipFile, OSError, ValueError) as e:
+                raise _damaged(local, f"cannot be read as a torch checkpoint ({type(e).__name__})") from None
+    except CheckpointError as e:
+        if local == source:
+            raise
+        raise type(e)(str(e).replace(local, source)) from None
+    return local
 
 
 def load_file(path: str, map_location="cpu", trust_pickle: bool = False) -> Any:
