@@ -174,6 +174,7 @@ def add_reliability(cfg, mode: str, trust_pickle: bool = False) -> None:
             hooks.append(hook)
 
     add(dict(type="dense_adapters.WeightsOnlyStateHook"))
+    add(dict(type="dense_adapters.ContentHashHook"))
     if cfg.get("runner_type", "Runner") == "Runner":  # FlexibleRunner strategies may hold sharded state dicts
         add(dict(type="dense_adapters.CheckpointFitHook", mode="finetune" if mode == "finetune" else "strict"))
     if mode != "test":

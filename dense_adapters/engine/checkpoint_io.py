@@ -21,7 +21,7 @@ from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, register_backend
-from mmengine.hooks import CheckpointHook
+from mmengine.hooks import CheckpointHook, Hook
 
 from ..fileio import atomic_write
 from ..registry import HOOKS
@@ -74,6 +74,20 @@ class AtomicCheckpointHook(CheckpointHook):
                                meta=meta, by_epoch=self.by_epoch, backend_args=self.backend_args, **self.args)
         if is_main_process():  # sharded (model-parallel) saves gather on the main process
             atomic_write(osp.join(runner.work_dir, "last_checkpoint"), str(self.last_ckpt))
+
+
+@HOOKS.register_module()
+class ContentHashHook(Hook):
+    """Records a SHA-256 of each checkpoint's whole content in ``checkpoint['meta']['content_sha256']`` just before
+    it is written (after every other hook changed it); the one reader checks it on load, so bytes damaged inside an
+    intact zip are refused in one line instead of training into NaN (``dense_adapters.nn.convert.integrity``)."""
+
+    priority = "LOWEST"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        from ..nn.convert.integrity import record_digest
+
+        record_digest(checkpoint)
 
 
 def is_complete_checkpoint(path: str) -> bool:

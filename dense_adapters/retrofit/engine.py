@@ -164,7 +164,7 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
                  log_interval: int, ckpt_interval: int, find_unused: bool):
     """mmengine Runner of the retrofit (iteration-based, DefaultSampler, exact resume, NaN guard, atomic
     checkpoints, resume through the safe loader)."""
-    from ..engine.checkpoint_io import AtomicCheckpointHook
+    from ..engine.checkpoint_io import AtomicCheckpointHook, ContentHashHook
     from ..engine.checkpoint_resume import ExactResumeHook, ResumableIterBasedTrainLoop
     from ..engine.nan_guard import NanGuardHook
     from ..engine.safe_load import SafeLoadRunner, WeightsOnlyStateHook
@@ -194,7 +194,7 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
                            checkpoint=dict(type=AtomicCheckpointHook, by_epoch=False, interval=ckpt_interval,
                                            max_keep_ckpts=2, save_last=True),
                            sampler_seed=dict(type="DistSamplerSeedHook")),
-        custom_hooks=[NanGuardHook(), ExactResumeHook(), WeightsOnlyStateHook(), *hooks],
+        custom_hooks=[NanGuardHook(), ExactResumeHook(), WeightsOnlyStateHook(), ContentHashHook(), *hooks],
         launcher=launcher,
         cfg=dict(model_wrapper_cfg=wrapper) if wrapper else None,  # the Runner reads the wrapper from its cfg
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if cuda else "gloo")),

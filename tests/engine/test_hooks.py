@@ -53,7 +53,8 @@ def _runner(work: str, model=None, max_iters: int = 4, hooks=(), **kw) -> SafeLo
         optim_wrapper=dict(optimizer=dict(type="SGD", lr=0.05, momentum=0.9)),
         default_hooks=dict(checkpoint=dict(type="dense_adapters.AtomicCheckpointHook", interval=2, by_epoch=False,
                                            max_keep_ckpts=-1), logger=dict(type="LoggerHook", interval=1)),
-        custom_hooks=[dict(type="dense_adapters.WeightsOnlyStateHook"), dict(type="dense_adapters.NanGuardHook"),
+        custom_hooks=[dict(type="dense_adapters.WeightsOnlyStateHook"), dict(type="dense_adapters.ContentHashHook"),
+                      dict(type="dense_adapters.NanGuardHook"),
                       dict(type="dense_adapters.ExactResumeHook"),
                       dict(type="dense_adapters.CheckpointFitHook", mode="strict"), *hooks],
         randomness=dict(seed=0), default_scope="mmseg")
@@ -193,6 +194,7 @@ def test_safe_load_runner_refuses_pickled_code_unless_trusted(reference, tmp_pat
     ref_work, ref_weights, _ = reference
     ckpt = torch.load(osp.join(ref_work, "iter_4.pth"), weights_only=True)
     ckpt["meta"]["note"] = Opaque()
+    ckpt["meta"].pop("content_sha256", None)  # changed on purpose
     path = str(tmp_path / "pickled.pth")
     torch.save(ckpt, path)
     runner = _runner(str(tmp_path / "w"), load_from=path)
@@ -234,3 +236,47 @@ def test_resume_applies_the_configs_lr_through_the_schedule(tmp_path, capsys):
     assert "resume: optimizer lr: the config's start value 0.01 replaces the checkpoint's 0.05; the schedule " \
            "continues at step 2" in out
     assert "resume: optimizer weight_decay: the config's 0.0001 replaces the checkpoint's 0" in out
+
+
+def damage_inside(src: str, dst: str) -> None:
+    """Copy ``src`` (a torch zip) to ``dst`` with bytes of its largest tensor record overwritten in place: the zip
+    directory and every header stay intact, so torch.load reads it without complaint."""
+    import struct
+    import zipfile
+
+    data = bytearray(open(src, "rb").read())
+    with zipfile.ZipFile(src) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26: info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len  # the local header (its own padding), then the data
+    data[start: start + 16] = b"\x7f" * 16  # 0x7f7f7f7f: a float32 of 3.4e38
+    open(dst, "wb").write(bytes(data))
+
+
+def test_checkpoint_damaged_inside_is_refused(reference, tmp_path):
+    from dense_adapters.engine.safe_load import load_checkpoint_file
+    from dense_adapters.errors import CheckpointError
+
+    ref_work, _, _ = reference
+    src, bad = osp.join(ref_work, "iter_2.pth"), str(tmp_path / "iter_2.pth")
+    damage_inside(src, bad)
+    def tensors(obj):
+        if isinstance(obj, torch.Tensor):
+            yield obj
+        elif isinstance(obj, dict):
+            for v in obj.values():
+                yield from tensors(v)
+        elif isinstance(obj, (list, tuple)):
+            for v in obj:
+                yield from tensors(v)
+
+    ckpt = torch.load(bad, weights_only=True)  # what every loader accepted: plausible-looking, wrong numbers
+    good = torch.load(src, weights_only=True)
+    assert any(not torch.equal(a, b) for a, b in zip(tensors(ckpt), tensors(good)))
+    with pytest.raises(CheckpointError, match=rf"^{bad} is damaged: its content does not match the checksum recorded "
+                                              r"when it was saved \(sha256 "):
+        load_checkpoint_file(bad)
+    runner = _runner(str(tmp_path / "w"), load_from=bad, resume=True)
+    with pytest.raises(CheckpointError, match="is damaged"):
+        runner.train()
+    assert load_checkpoint_file(src)["meta"]["content_sha256"]  # the intact file reads, with its checksum

@@ -186,6 +186,7 @@ def test_checkpoint_needing_code_is_refused_unless_trusted(capsys, trained_run, 
 
     ckpt = torch.load(osp.join(trained_run, "iter_6.pth"), weights_only=True)
     ckpt["meta"]["note"] = Marker()
+    del ckpt["meta"]["content_sha256"]  # changed on purpose (the recorded checksum would refuse it as damaged)
     path = str(tmp_path / "pickled.pth")
     torch.save(ckpt, path)
     cfg = write_config(str(tmp_path / "c_pickle.py"), ade_root, deterministic=False)

@@ -10,6 +10,7 @@
 """
 from .common import (CONVERTERS, DROPPABLE, FORMATS, NEW_IN_MODEL, SourceFormat, StateDict, droppable_reason,
                      register_converter, source_names, unwrap_checkpoint, unwrap_state_dict)
+from .integrity import content_digest, record_digest, verify_digest
 from .reader import (Checkpoint, cached_path, fetch_checkpoint, load_file, probe_checkpoint, read_checkpoint,
                      register_source, resolve_source)
 from .hf import convert_hf, regvit_kwargs_from_hf_config  # noqa: E402  (registration order = detection priority)
@@ -29,7 +30,8 @@ from .load import (NATIVE_FORMAT_VERSION, LoadReport, adapt_to_model, build_from
 __all__ = [
     "CONVERTERS", "DROPPABLE", "FORMATS", "NEW_IN_MODEL", "SourceFormat", "StateDict", "droppable_reason",
     "register_converter", "source_names", "unwrap_checkpoint", "unwrap_state_dict", "Checkpoint", "cached_path",
-    "fetch_checkpoint", "probe_checkpoint", "register_source", "resolve_source",
+    "fetch_checkpoint", "probe_checkpoint", "register_source", "resolve_source", "content_digest", "record_digest",
+    "verify_digest",
     "load_file", "read_checkpoint", "convert_hf", "regvit_kwargs_from_hf_config", "convert_openclip", "convert_mmseg",
     "convert_dinov3", "convert_dinov2", "convert_deit3", "convert_native", "convert_timm", "convert_skipat",
     "regvit_to_skipat", "convert_uformer", "convert_uformer_native", "uformer_kwargs_from_state_dict",

@@ -15,7 +15,9 @@ converters here and the mm layer's checkpoint loading. What it guarantees:
   found truncated or damaged is removed, so the next read downloads it again;
 - other sources (mmengine's ``torchvision://``, ``open-mmlab://``, ``mmcls://``, ``s3://``, ...) are resolved by the
   functions registered with :func:`register_source` (the mm layer registers mmengine's: ``dense_adapters.engine.
-  sources``) into a URL or a local file, then read as above; an unknown ``scheme://`` is one line.
+  sources``) into a URL or a local file, then read as above; an unknown ``scheme://`` is one line;
+- a checkpoint that records a content checksum (``meta['content_sha256']``, written by the training tools) is
+  checked against it (:mod:`.integrity`): bytes damaged inside a zip whose directory is intact are caught.
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 
 from ...errors import CheckpointError, UntrustedCheckpoint
+from .integrity import verify_digest
 
 URL_SCHEMES = ("http://", "https://", "file://")
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
@@ -286,6 +289,7 @@ def read_checkpoint(path: str, map_location="cpu", trust_pickle: bool = False) -
         return ckpt
     try:
         obj = _load_one_file(local, map_location, trust_pickle)
+        verify_digest(obj, local)
     except CheckpointError as e:
         if local == source:
             raise
