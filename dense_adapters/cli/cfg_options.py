@@ -44,6 +44,11 @@ def parse_items(items, option: str = "--cfg-options") -> dict:
             out[key.strip()] = DictAction._parse_iterable(val)
         except AssertionError:
             raise argparse.ArgumentTypeError(f"{option} {kv!r}: unbalanced brackets in the value") from None
+        except RecursionError:  # mmengine's parser loops on a call such as dict(...) in a value
+            raise argparse.ArgumentTypeError(
+                f"{option} {kv!r}: a value is a number, a string, true/false, None or a list/tuple of them, not "
+                f"dict(...): set the entries one by one (e.g. {key.strip()}.type=X, or +{key.strip(ADD)}.type=X "
+                "for a new one)") from None
     return out
 
 

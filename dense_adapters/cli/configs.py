@@ -96,7 +96,8 @@ def read_config(path: str):
         try:
             return Config.fromfile(_with_resolved_bases(real, tmp, {}))
         except SyntaxError as e:  # one line for a syntax error or a config that fails to run
-            where = f"{e.filename or path}, line {e.lineno}" if e.lineno else (e.filename or path)
+            name = path if not e.filename or e.filename.startswith("<") or tmp in e.filename else e.filename
+            where = f"{name}, line {e.lineno}" if e.lineno else name  # mmengine parses "<unknown>"
             raise UserError(f"config {path} has a syntax error ({where}: {e.msg}): fix the file") from None
         except (NameError, ImportError, KeyError, AttributeError, TypeError, ValueError) as e:
             text = " ".join(str(e).split())

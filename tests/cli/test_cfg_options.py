@@ -52,7 +52,7 @@ def test_legitimate_new_entries_are_accepted():
     assert cfg.optim_wrapper.optimizer.lr == 1 and cfg.model.backbone.init_cfg.checkpoint == "w.pth"
 
 
-@pytest.mark.parametrize("item", ["train_cfg.max_iters", "=3", "a=[1,2"])
+@pytest.mark.parametrize("item", ["train_cfg.max_iters", "=3", "a=[1,2", "model.init_cfg=dict(type='P',checkpoint='x')"])
 def test_item_without_key_value_form_is_a_usage_error(item, capsys):
     p = argparse.ArgumentParser(prog="t")
     p.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction, default={})
