@@ -19,7 +19,7 @@ def user_message(e: BaseException, user_errors: tuple = ()) -> Optional[str]:
     (``FileNotFoundError``: the path is in the message) and the types a tool names in ``user_errors``. DataLoader
     workers re-raise errors with the worker's traceback in the text: the last line holds the message.
     """
-    if not isinstance(e, (DenseAdaptersError, FileNotFoundError, *user_errors)) and not _core_converter_error(e):
+    if not isinstance(e, (DenseAdaptersError, FileNotFoundError, *user_errors)):
         return None
     text = str(e)
     if "Original Traceback" in text:
@@ -27,18 +27,6 @@ def user_message(e: BaseException, user_errors: tuple = ()) -> Optional[str]:
         head, _, rest = last.partition(": ")
         text = rest if rest and re.fullmatch(r"[\w.]+", head) else last
     return one_line(text)
-
-
-def _core_converter_error(e: BaseException) -> bool:
-    # TEMPORARY narrow fallback: dense_adapters.nn.convert raises ValueError/RuntimeError (register count, shapes,
-    # untrusted file) instead of dense_adapters.errors classes. A ValueError/RuntimeError raised by its own code
-    # (innermost frame) is the user's. Remove once nn.convert raises errors.* (then this never matches).
-    if not isinstance(e, (ValueError, RuntimeError)) or e.__traceback__ is None:
-        return False
-    tb = e.__traceback__
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    return str(tb.tb_frame.f_globals.get("__name__", "")).startswith("dense_adapters.nn.convert")
 
 
 def run_cli(fn: Callable[[], Any], user_errors: tuple = ()) -> int:
