@@ -21,6 +21,7 @@ import codecs
 import contextlib
 import contextvars
 import io
+import os
 import os.path as osp
 from typing import Callable, Iterator, Optional, Union
 
@@ -152,14 +153,65 @@ def _pretrained_cfgs(module) -> list:
     return [c for c in cfgs if isinstance(c, dict) and (c.get("type") == "Pretrained" or c.get("type") is PretrainedInit)]
 
 
-def prepare_pretrained(model: nn.Module, trust_pickle: bool = False) -> int:
-    """Route every ``init_cfg=dict(type='Pretrained')`` of ``model``'s modules through the safe reader (in place):
-    ``_scope_='dense_adapters'`` selects :class:`SafePretrainedInit`, and a remote checkpoint is fetched into the
-    reader's cache first (so modules that read their ``init_cfg`` themselves, e.g. mmseg's VisionTransformer, get a
-    local file). Our own modules (``dense_adapters.*``) read through the reader already. Returns how many."""
-    from ..nn.convert import fetch_checkpoint, read_checkpoint, resolve_source
+def _reads_its_own_init_cfg(module: nn.Module) -> bool:
+    """True for a module whose ``init_weights`` reads a Pretrained checkpoint itself (mmseg's VisionTransformer,
+    MixVisionTransformer, ... call mmengine's ``CheckpointLoader`` instead of the initializer)."""
+    from mmengine.model import BaseModule
+
+    fn = getattr(type(module), "init_weights", None)
+    return isinstance(module, BaseModule) and fn is not None and fn is not BaseModule.init_weights
+
+
+def weights_only_file(source: str, trust_pickle: bool = False) -> str:
+    """A local torch file that ``torch.load(weights_only=True)`` reads and that holds the weights the safe reader
+    reads from ``source``: the downloaded or local file itself when it is such a torch zip, else a plain copy
+    (``{'state_dict': tensors}``) in the reader's cache, keyed by the file's path, size and time (safetensors, Hugging
+    Face folders, post-processed prefixes such as ``mmcls://``, a pickle allowed by ``trust_pickle``). For modules
+    that read their checkpoint themselves through mmengine's loader. Refusals are one line, as
+    :func:`load_checkpoint_file`'s."""
+    import zipfile
+
+    from ..fileio import atomic_write
+    from ..nn.convert import read_checkpoint, resolve_source
     from ..nn.convert.reader import cached_path
 
+    trusted = False
+    try:
+        with mmengine_checkpoint_globals():
+            ckpt = read_checkpoint(source, trust_pickle=False)
+    except UntrustedCheckpoint:
+        if not trust_pickle:
+            raise _untrusted(source) from None
+        ckpt, trusted = read_checkpoint(source, trust_pickle=True), True
+    _, post = resolve_source(source)
+    if not trusted and not post and osp.isfile(ckpt.path) and zipfile.is_zipfile(ckpt.path):
+        return ckpt.path
+    st = os.stat(ckpt.path)
+    steps = "+".join(getattr(f, "__qualname__", "") for f in post)
+    key = cached_path(f"{osp.abspath(ckpt.path)}#{st.st_size}:{st.st_mtime_ns}#{steps}#weights-only")
+    local = osp.join(osp.dirname(key), "weights_only.pth")  # a torch file by its name too (loaders go by suffix)
+    if not osp.isfile(local):
+        obj = ckpt.obj
+        inner = next((obj[k] for k in ("state_dict", "model") if isinstance(obj, dict) and
+                      isinstance(obj.get(k), dict)), obj)  # where mmengine's loaders look
+        sd = {k: v for k, v in inner.items() if isinstance(v, torch.Tensor)} if isinstance(inner, dict) else {}
+        if not sd:
+            raise CheckpointMismatch(f"{source} holds no state dict of tensors (looked at the top level and under "
+                                     "'state_dict' and 'model'): give the checkpoint of the module's weights")
+        buf = io.BytesIO()
+        torch.save({"state_dict": sd}, buf)
+        os.makedirs(osp.dirname(local), exist_ok=True)
+        atomic_write(local, buf.getvalue())
+    return local
+
+
+def prepare_pretrained(model: nn.Module, trust_pickle: bool = False) -> int:
+    """Route every ``init_cfg=dict(type='Pretrained')`` of ``model``'s modules through the safe reader (in place):
+    ``_scope_='dense_adapters'`` selects :class:`SafePretrainedInit` (which reads any source: files, folders, URLs,
+    prefixes); a module that reads its ``init_cfg`` checkpoint itself (mmseg's VisionTransformer, ...) gets the
+    checkpoint read now, refused in one line if it must be, and a local file that mmengine's weights-only loader
+    reads (:func:`weights_only_file`). Our own modules (``dense_adapters.*``) read through the reader already.
+    Returns how many."""
     n = 0
     for m in model.modules():
         if type(m).__module__.startswith("dense_adapters."):
@@ -168,21 +220,8 @@ def prepare_pretrained(model: nn.Module, trust_pickle: bool = False) -> int:
             c["type"], c["_scope_"] = "Pretrained", "dense_adapters"
             if trust_pickle:
                 c["trust_pickle"] = True
-            src = str(c.get("checkpoint", ""))
-            if "://" in src:
-                target, post = resolve_source(src)
-                if post:  # e.g. mmcls://: the processed checkpoint, as a file of its own
-                    local = cached_path(src + "#processed")
-                    if not osp.isfile(local):
-                        from ..fileio import atomic_write
-
-                        obj = read_checkpoint(src, trust_pickle=trust_pickle).obj
-                        buf = io.BytesIO()
-                        torch.save(obj, buf)
-                        atomic_write(local, buf.getvalue())
-                    c["checkpoint"] = local
-                else:
-                    c["checkpoint"] = fetch_checkpoint(src)
+            if _reads_its_own_init_cfg(m) and c.get("checkpoint"):
+                c["checkpoint"] = weights_only_file(str(c["checkpoint"]), trust_pickle)
             n += 1
     return n
 

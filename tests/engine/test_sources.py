@@ -180,3 +180,27 @@ def test_unreachable_unknown_and_unsupported_sources_are_one_line(served, tmp_pa
         with pytest.raises(CheckpointError) as e:
             load_checkpoint_file(src)
         assert "\n" not in str(e.value) and re.search(message, str(e.value)), (src, str(e.value))
+
+
+def test_modules_that_read_their_own_checkpoint_get_it_through_the_safe_reader(served, tmp_path):
+    # mmseg's VisionTransformer reads init_cfg itself with mmengine's loader: it gets a weights-only-readable file
+    from mmseg.models.backbones import VisionTransformer
+
+    root, base = served
+    tiny = dict(img_size=32, patch_size=16, embed_dims=32, num_layers=1, num_heads=2)
+    good = {k: torch.randn_like(v) for k, v in VisionTransformer(**tiny).state_dict().items()}
+    save_file(good, str(root / "vit.safetensors"))  # mmengine's own loader cannot read safetensors
+    marker = str(tmp_path / "code_ran")
+    torch.save({"state_dict": good, "note": RunsCode(marker)}, tmp_path / "evil.pth")
+    for src, trust in ((f"{base}/vit.safetensors", False), (str(tmp_path / "evil.pth"), True)):
+        vit = VisionTransformer(**tiny, init_cfg=dict(type="Pretrained", checkpoint=src))
+        prepare_pretrained(vit, trust_pickle=trust)
+        vit.init_weights()
+        assert all(torch.equal(vit.state_dict()[k], v) for k, v in good.items()), src
+    assert os.path.isdir(marker)  # trusted: its code ran once, in the safe reader
+    os.rmdir(marker)
+    vit = VisionTransformer(**tiny, init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "evil.pth")))
+    with pytest.raises(UntrustedCheckpoint, match=r"evil\.pth needs arbitrary code to unpickle \(it holds "
+                                                  r"posix\.mkdir\), so it was refused"):
+        prepare_pretrained(vit)  # one line before the build goes on (mmengine's loader raised UnpicklingError)
+    assert not os.path.exists(marker)
