@@ -288,6 +288,7 @@ class SafeLoadRunner(Runner):
         from .resume_overrides import apply_config_hyperparameters, snapshot
 
         fresh = snapshot(self.optim_wrapper) if resume_optimizer else None
+        self._resume_needs = ("meta", "state_dict") + (("optimizer",) if resume_optimizer else ())
         try:
             super().resume(filename, resume_optimizer=resume_optimizer,
                            resume_param_scheduler=resume_param_scheduler, map_location=map_location)
@@ -297,12 +298,19 @@ class SafeLoadRunner(Runner):
             raise UserError(f"cannot resume from {filename}: its optimizer has other parameter groups than this "
                             f"config's ({' '.join(str(e).split())}): resume with the config (paramwise_cfg, "
                             "frozen parts) the run started with") from None
+        finally:
+            self._resume_needs = ()
         if resume_optimizer:
             apply_config_hyperparameters(self, fresh)
 
     def load_checkpoint(self, filename: str, map_location: Union[str, Callable] = "cpu", strict: bool = False,
                         revise_keys: list = [(r"^module.", "")]):  # noqa: B006 - mmengine's signature
         checkpoint = load_checkpoint_file(filename, map_location=map_location, trust_pickle=self.trust_pickle)
+        lacks = [k for k in getattr(self, "_resume_needs", ()) if not isinstance(checkpoint, dict) or k not in checkpoint]
+        if lacks:  # mmengine's resume would stop with a KeyError
+            raise UserError(f"cannot resume from {filename}: it is not a training checkpoint (no {', '.join(lacks)}; "
+                            "e.g. a plain state dict): resume from a checkpoint written by tools/train.py, or start "
+                            f"from its weights with --cfg-options load_from={filename}")
         self.call_hook("after_load_checkpoint", checkpoint=checkpoint)
         model = self.model.module if is_model_wrapper(self.model) else self.model
         checkpoint = _load_checkpoint_to_model(model, checkpoint, strict, revise_keys=revise_keys)

@@ -68,6 +68,22 @@ def test_bad_checkpoint_is_one_line_in_every_tool(capsys, bad_files, ade_root, t
         assert not osp.exists(osp.join(work, "out.pth"))
 
 
+def test_resume_from_a_plain_state_dict_is_one_line(capsys, trained_run, ade_root, tmp_path):
+    from safetensors.torch import save_file
+
+    sd = torch.load(osp.join(trained_run, "iter_6.pth"), weights_only=True)["state_dict"]
+    torch.save(sd, tmp_path / "plain.pth")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "plain.safetensors"))
+    cfg = write_config(str(tmp_path / "c.py"), ade_root, **FAST)
+    for path in (str(tmp_path / "plain.pth"), str(tmp_path / "plain.safetensors")):
+        code, err = call_tool("train.py", cfg, "--work-dir", str(tmp_path / "w"), "--resume", path, capsys=capsys)
+        assert code == 2
+        assert error_line(err) == (
+            f"error: cannot resume from {path}: it is not a training checkpoint (no meta, state_dict, optimizer; e.g. a "
+            "plain state dict): resume from a checkpoint written by tools/train.py, or start from its weights with "
+            f"--cfg-options load_from={path}")
+
+
 def _damage_inside(src: str, dst: str) -> None:
     """``src`` with bytes of its largest tensor overwritten; the zip directory and headers stay intact."""
     data = bytearray(open(src, "rb").read())
