@@ -136,3 +136,29 @@ def test_denoise_bad_inputs_are_one_line(folders, restorer, capsys, case):
         expect = f"error: {ckpt} holds no state dict of tensors"
     code = denoise.main([src, str(folders / "o"), "--config", cfg, "--checkpoint", ckpt, "--device", "cpu", *extra])
     assert code == 2 and only_error(capsys.readouterr().err).startswith(expect)
+
+
+def test_eval_depth_refuses_8_bit_pngs_nan_and_unreadable_predictions(tmp_path, capsys):
+    import cv2
+
+    from dense_adapters.cli import eval_depth
+
+    gt = np.full((480, 640), 2000, np.uint16)  # 2 m, in millimetres
+    for sub in ("gt", "png8", "nan", "bad"):
+        os.makedirs(tmp_path / sub)
+    cv2.imwrite(str(tmp_path / "gt" / "s0.png"), gt)
+    cv2.imwrite(str(tmp_path / "png8" / "s0.png"), np.full((480, 640), 200, np.uint8))
+    pred = np.full((480, 640), 2.0, np.float32)
+    pred[10, 10] = np.nan
+    np.save(tmp_path / "nan" / "s0.npy", pred)
+    (tmp_path / "bad" / "s0.npy").write_bytes(b"\x93NUMPY garbage")
+    cases = {
+        "png8": f"error: {tmp_path / 'png8' / 's0.png'} is an 8-bit PNG: depth PNGs hold uint16 millimetres",
+        "nan": f"error: s0: the prediction {tmp_path / 'nan' / 's0.npy'} has 1 NaN or infinite values",
+        "bad": f"error: cannot read {tmp_path / 'bad' / 's0.npy'} (",
+    }
+    for sub, start in cases.items():
+        assert eval_depth.main([str(tmp_path / sub), str(tmp_path / "gt")]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(start), (sub, lines)
+    assert eval_depth.main([str(tmp_path / "gt"), str(tmp_path / "gt")]) == 0  # the same maps as 16-bit PNGs: fine
