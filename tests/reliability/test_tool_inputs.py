@@ -69,6 +69,37 @@ def test_lost_on_a_corrupt_image_is_one_line(folders, capsys, content, message):
     assert code == 2 and only_error(capsys.readouterr().err).startswith(message.format(path=bad))
 
 
+class Opaque:  # pickling an instance makes a checkpoint that weights_only loading refuses
+    pass
+
+
+def test_lost_on_wrong_checkpoints_is_one_line_and_its_advice_works(folders, capsys):
+    from dense_adapters.cli import lost
+    from dense_adapters.nn import RegViT
+
+    cfg = folders / "vit.py"
+    cfg.write_text(TINY_VIT)
+    vit = dict(embed_dim=32, depth=2, num_heads=2, patch_size=16, img_size=64)
+    torch.save(RegViT(**vit, num_register_tokens=4).state_dict(), folders / "regs4.pth")
+    good = RegViT(**vit, num_register_tokens=2).state_dict()
+    data = (folders / "regs4.pth").read_bytes()
+    (folders / "trunc.pth").write_bytes(data[: len(data) // 2])
+    torch.save({"state_dict": good, "note": Opaque()}, folders / "pickled.pth")
+    args = [str(cfg), "--dataset", "folder", "--data-root", str(folders / "in8"), "--k-patches", "10"]
+    cases = {
+        "regs4.pth": "error: checkpoint has 4 register tokens but the model has 2: set num_register_tokens=4",
+        "trunc.pth": f"error: {folders / 'trunc.pth'} cannot be read as a torch checkpoint (",
+        "pickled.pth": f"error: {folders / 'pickled.pth'} needs arbitrary code to unpickle (it holds "
+                       f"{__name__}.Opaque), so it was refused: pass trust_pickle=True / --trust-pickle only if",
+    }
+    for name, start in cases.items():
+        code = lost.main([*args, "--checkpoint", str(folders / name), "--out", str(folders / f"o_{name}")])
+        assert code == 2 and only_error(capsys.readouterr().err).startswith(start), name
+    # the advised --trust-pickle exists and loads the file
+    assert lost.main([*args, "--checkpoint", str(folders / "pickled.pth"), "--trust-pickle", "--out",
+                      str(folders / "o_trusted")]) == 0, capsys.readouterr().err
+
+
 def test_lost_on_a_missing_voc_image_is_one_line(tmp_path, capsys):
     from dense_adapters.cli import lost
     from dense_adapters.datasets.samples.voc import make_voc_sample
