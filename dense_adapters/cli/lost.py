@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> dict:
           f"{vit.num_prefix_tokens} prefix tokens ({vit.num_register_tokens} registers), k={args.k_patches}")
 
     records: dict[int, dict] = {}
-    bar = ProgressBar(n)
+    bar = ProgressBar(n, file=sys.stdout)  # the default is the sys.stdout of when mmengine was imported
     t0 = time.perf_counter()
     with torch.no_grad():
         for idx in batches:

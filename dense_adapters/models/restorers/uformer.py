@@ -7,7 +7,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from ...errors import UserError
+from ...errors import CheckpointError, UserError
 from ...nn.convert import FORMATS, detect_source, load_pretrained, read_checkpoint
 from ...nn.uformer import UFORMER_PRESETS
 from ...nn.uformer import Uformer as CoreUformer
@@ -56,5 +56,8 @@ def is_uformer_release(path: str, trust_pickle: bool = False) -> bool:
     """Whether ``path`` holds a Uformer in a converter's layout other than a Runner checkpoint of a Restorer (the
     authors' release: ``--from uformer``), i.e. weights to load into the generator, not with ``load_from``."""
     ckpt = read_checkpoint(path, trust_pickle=trust_pickle)
-    name = detect_source(ckpt.obj, ckpt.hf_config, none_ok=True)
+    try:
+        name = detect_source(ckpt.obj, ckpt.hf_config, none_ok=True)
+    except CheckpointError:  # no state dict at all: not a release; the Runner-checkpoint path says what is wrong
+        return False
     return name is not None and FORMATS[name].model_family == "uformer" and name != "uformer-native"
