@@ -88,7 +88,7 @@ def test_test_tool_scores_the_authors_weights_as_the_same_weights_of_ours(tmp_pa
     torch.save({"state_dict": {f"generator.net.{k}": v for k, v in src.state_dict().items()}}, ours)
     cfg = osp.join(ROOT, "configs", "uformer-t_1xb8-2k_synthetic-noise-64x64.py")
     opts = ["--cfg-options", f"test_dataloader.dataset.data_root={root}", "test_dataloader.num_workers=0",
-            "test_dataloader.persistent_workers=False", "model.generator.shift_from_size=128"]
+            "test_dataloader.persistent_workers=False", "+model.generator.shift_from_size=128"]  # + : a new key
     runs = [test_tool.run(test_tool.parse_args([cfg, ck, "--work-dir", str(tmp_path / name), *opts]))
             for name, ck in (("authors", path), ("ours", ours))]
     assert runs[0] == runs[1] and runs[0]  # e.g. {'PSNR': ..., 'SSIM': ...}
