@@ -202,7 +202,9 @@ def build_runner(model: RetrofitModel, dataset, work_dir: str, max_iters: int, o
         randomness=dict(seed=seed),
         resume=resume_from is not None,
         load_from=resume_from,
-        default_scope="mmengine",  # nothing here needs mmseg's registries (importing them costs seconds)
+        # our scope: its registries reach mmseg's and mmengine's by parent; under "mmengine" a later build of
+        # "dense_adapters.X" in the same process fails (mmengine finds scopes only among the root's children)
+        default_scope="dense_adapters",
         experiment_name=name,
     )
 
