@@ -43,12 +43,3 @@ WEIGHT_INITIALIZERS = Registry("weight initializer", parent=MMSEG_WEIGHT_INITIAL
 # functions named by configs, e.g. FSDPStrategy's auto_wrap_policy / activation-checkpointing check_fn
 FUNCTIONS = Registry("function", parent=MMENGINE_FUNCTIONS, scope=SCOPE, locations=["dense_adapters.engine"])
 
-
-def __getattr__(name: str):
-    # Deprecated location of register_all_modules (it imports the subpackages, which import this module):
-    # kept so that code written before dense_adapters.utils existed still runs. Use dense_adapters.utils.
-    if name == "register_all_modules":
-        from .utils import register_all_modules
-
-        return register_all_modules
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -43,7 +43,7 @@ def test_core_layers_are_framework_free():
 
 def test_registry_imports_nothing_above_it():
     ours = {m for m in imports(PKG / "registry.py") if m.startswith("dense_adapters")}
-    assert ours <= {"dense_adapters._mmcv_lite", "dense_adapters.utils"}, ours  # utils: the deprecated lazy alias
+    assert ours <= {"dense_adapters._mmcv_lite"}, ours
     assert {m for m in imports(PKG / "errors.py") if m != "__future__"} == set()
 
 

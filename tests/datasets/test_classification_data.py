@@ -12,7 +12,7 @@ from dense_adapters.datasets.classification import (ImageFolderDataset, PackClsI
 from dense_adapters.datasets.samplers import RepeatAugSampler
 from dense_adapters.datasets.samples.classes import CLASSES
 from dense_adapters.errors import DataError, DenseAdaptersError, UserError
-from dense_adapters.registry import register_all_modules
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()  # pipelines name prefixed types under the 'mmseg' default scope, as the configs do
 

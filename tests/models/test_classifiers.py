@@ -15,7 +15,7 @@ from dense_adapters.models.classifiers.image_classifier import ImageClassifier
 from dense_adapters.models.classifiers.knn import KNNClassifier
 from dense_adapters.models.classifiers.linear_probe import LinearProbeClassifier
 from dense_adapters.models.classifiers.preprocessor import ClsDataPreprocessor
-from dense_adapters.registry import register_all_modules
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -122,7 +122,7 @@ def test_autocast_optim_wrapper_runs_forward_in_bf16():
     import torch
     from mmengine.optim import build_optim_wrapper
 
-    from dense_adapters.registry import register_all_modules
+    from dense_adapters.utils import register_all_modules
 
     register_all_modules()
     model = torch.nn.Linear(4, 4)
