@@ -15,7 +15,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from dense_adapters.models.layers.pixel_decoder import has_mmdet
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+from dense_adapters.utils import register_all_modules
 from dense_adapters.utils import replace_syncbn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

@@ -50,7 +50,8 @@ def test_skipat_release_to_an_imagenet_classifier(tmp_path):
     from dense_adapters.errors import UserError
     from dense_adapters.nn import create_regvit
     from dense_adapters.nn.convert import regvit_to_skipat
-    from dense_adapters.registry import MODELS, register_all_modules
+    from dense_adapters.registry import MODELS
+    from dense_adapters.utils import register_all_modules
     from mmengine.registry import DefaultScope
 
     torch.manual_seed(5)

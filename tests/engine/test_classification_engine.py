@@ -7,7 +7,9 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dense_adapters.registry import METRICS, register_all_modules
+from dense_adapters.registry import METRICS
+
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 

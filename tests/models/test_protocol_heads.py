@@ -7,7 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 

@@ -133,7 +133,8 @@ def test_native_checkpoint_meta(tmp_path):
 
 
 def test_init_cfg_path_refuses_and_allows_partial(tmp_path):
-    from dense_adapters.registry import MODELS, register_all_modules
+    from dense_adapters.registry import MODELS
+    from dense_adapters.utils import register_all_modules
 
     register_all_modules()
     src = RegViT(**TINY).state_dict()

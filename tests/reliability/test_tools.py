@@ -73,7 +73,8 @@ def test_fsdp_large_config_builds(tmp_path):
     from mmengine.registry import FUNCTIONS, STRATEGIES
 
     from dense_adapters.nn.block import Block
-    from dense_adapters.registry import MODELS, register_all_modules
+    from dense_adapters.registry import MODELS
+    from dense_adapters.utils import register_all_modules
 
     register_all_modules()
     cfg = Config.fromfile(osp.join(ROOT, "configs", "ade20k_regvit_large_fsdp.py"))
