@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from dense_adapters.errors import CheckpointError
-from dense_adapters.registry import MODELS, register_all_modules
+from dense_adapters.registry import MODELS
+from dense_adapters.utils import register_all_modules
 
 register_all_modules()
 TINY = dict(type="dense_adapters.RegViT", img_size=56, patch_size=14, embed_dim=48, depth=3, num_heads=4,
@@ -104,3 +105,15 @@ def test_dinov3_preset_and_a_hugging_face_folder_as_init_cfg(tmp_path):
         ref = hf.norm(hf(pixel_values=x, output_hidden_states=True).hidden_states[1])[:, 5:]
     assert [m.shape for m in maps] == [(1, 384, 4, 6)] * 2
     assert (maps[0].flatten(2).transpose(1, 2) - ref).abs().max() <= 1e-4
+
+
+def test_dinov3_preset_gives_every_trainable_parameter_a_gradient():
+    """DDP without find_unused_parameters needs a gradient for every parameter: the mask token (masked pretraining
+    only) takes part in the graph through 0 * mask_token, as in DINOv3, so fine-tuning configs need no flag."""
+    b = MODELS.build(dict(type="dense_adapters.RegViT", preset="dinov3_vits16", embed_dim=32, depth=2, num_heads=2,
+                          out_indices=(0, 1)))
+    b.train()
+    sum(m.square().mean() for m in b(torch.randn(2, 3, 32, 48))).backward()
+    assert b.vit.mask_token is not None
+    assert [n for n, p in b.named_parameters() if p.requires_grad and p.grad is None] == []
+    assert torch.count_nonzero(b.vit.mask_token.grad) == 0  # and the token is not changed by it
