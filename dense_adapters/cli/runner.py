@@ -264,6 +264,20 @@ def build_runner(cfg, trust_pickle: bool = False):
         return runner
     from mmengine.registry import RUNNERS
 
+    if cfg.get("load_from"):  # the strategies read load_from with mmengine's loader (torch.hub for URLs)
+        cfg.load_from = verified_local_copy(cfg.load_from, trust_pickle)
     if trust_pickle:  # the strategies call torch.load without weights_only: torch's default decides
         os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     return RUNNERS.build(cfg)
+
+
+def verified_local_copy(source: str, trust_pickle: bool = False) -> str:
+    """A local path holding ``source`` (a file, URL or mmengine prefix, fetched into the reader's cache) after the
+    safe reader has read it: for loaders outside our control (FlexibleRunner's strategies), which then get a local
+    file that is known to load weights-only (or was trusted). One line for a refused or damaged checkpoint."""
+    from ..engine.safe_load import load_checkpoint_file
+    from ..nn.convert import probe_checkpoint
+
+    local = probe_checkpoint(source)
+    load_checkpoint_file(source, trust_pickle=trust_pickle)
+    return local

@@ -204,3 +204,23 @@ def test_modules_that_read_their_own_checkpoint_get_it_through_the_safe_reader(s
                                                   r"posix\.mkdir\), so it was refused"):
         prepare_pretrained(vit)  # one line before the build goes on (mmengine's loader raised UnpicklingError)
     assert not os.path.exists(marker)
+
+
+def test_flexible_runner_gets_a_verified_local_copy_of_load_from(served, tmp_path, monkeypatch):
+    # FSDP/DeepSpeed strategies read load_from with mmengine's loader: the tool hands them the reader's local copy
+    from mmengine.config import Config
+    from mmengine.registry import RUNNERS
+
+    from dense_adapters.cli.runner import build_runner
+
+    root, base = served
+    torch.save({"state_dict": {"w": torch.arange(3.0)}}, root / "good.pth")
+    marker = str(tmp_path / "code_ran")
+    torch.save({"state_dict": {}, "meta": {"note": RunsCode(marker)}}, root / "evil.pth")
+    seen = []
+    monkeypatch.setattr(RUNNERS, "build", lambda cfg: seen.append(cfg.load_from))
+    build_runner(Config(dict(runner_type="FlexibleRunner", load_from=f"{base}/good.pth")))
+    assert os.path.isfile(seen[0]) and torch.equal(torch.load(seen[0])["state_dict"]["w"], torch.arange(3.0))
+    with pytest.raises(UntrustedCheckpoint, match="--trust-pickle"):
+        build_runner(Config(dict(runner_type="FlexibleRunner", load_from=f"{base}/evil.pth")))
+    assert not os.path.exists(marker) and len(seen) == 1
