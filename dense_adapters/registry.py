@@ -19,6 +19,7 @@ from mmseg.registry import METRICS as MMSEG_METRICS  # noqa: E402
 from mmseg.registry import MODELS as MMSEG_MODELS  # noqa: E402
 from mmseg.registry import OPTIM_WRAPPER_CONSTRUCTORS as MMSEG_OPTIM_WRAPPER_CONSTRUCTORS  # noqa: E402
 from mmseg.registry import OPTIM_WRAPPERS as MMSEG_OPTIM_WRAPPERS  # noqa: E402
+from mmseg.registry import PARAM_SCHEDULERS as MMSEG_PARAM_SCHEDULERS  # noqa: E402
 from mmseg.registry import RUNNERS as MMSEG_RUNNERS  # noqa: E402
 from mmseg.registry import TRANSFORMS as MMSEG_TRANSFORMS  # noqa: E402
 from mmseg.registry import WEIGHT_INITIALIZERS as MMSEG_WEIGHT_INITIALIZERS  # noqa: E402
@@ -35,6 +36,8 @@ OPTIM_WRAPPERS = Registry("optim_wrapper", parent=MMSEG_OPTIM_WRAPPERS, scope=SC
 OPTIM_WRAPPER_CONSTRUCTORS = Registry("optimizer wrapper constructor", parent=MMSEG_OPTIM_WRAPPER_CONSTRUCTORS,
                                       scope=SCOPE, locations=["dense_adapters.engine"])
 DATA_SAMPLERS = Registry("data sampler", parent=MMSEG_DATA_SAMPLERS, scope=SCOPE, locations=["dense_adapters.datasets"])
+PARAM_SCHEDULERS = Registry("parameter scheduler", parent=MMSEG_PARAM_SCHEDULERS, scope=SCOPE,
+                            locations=["dense_adapters.engine"])
 LOOPS = Registry("loop", parent=MMSEG_LOOPS, scope=SCOPE, locations=["dense_adapters.engine"])
 RUNNERS = Registry("runner", parent=MMSEG_RUNNERS, scope=SCOPE, locations=["dense_adapters.engine"])
 # init_cfg=dict(type='Pretrained', _scope_='dense_adapters'): the safe loader (engine/safe_load.py)

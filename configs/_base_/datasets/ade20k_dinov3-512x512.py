@@ -4,7 +4,7 @@
 # turn: mmseg's hue_delta=90 (of OpenCV's 180) is that full circle; its brightness (32), contrast and saturation
 # ranges (0.5-1.5) are mmseg's defaults, but DINOv3 applies saturation as torchvision's blend with the grey image
 # where mmseg scales HSV saturation (docs/protocols.md). Test: short side 512, single scale, no flip.
-# 2 images per GPU (8 GPUs = 16 in all).
+# 4 images per GPU (config-ade20k-linear-training.yaml: bs 4, n_gpus 4 = 16 in all).
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
@@ -25,7 +25,7 @@ test_pipeline = [
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=2,
+    batch_size=4,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),

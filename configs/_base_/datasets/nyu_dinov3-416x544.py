@@ -1,9 +1,10 @@
-# NYU Depth v2 as DINOv3's depth evaluation reads it (dinov3/eval/depth/transforms.py make_depth_train_transforms,
-# config.py TrainTransformConfig): the NYU crop [45:472, 43:608], rotation by U(-2.5, 2.5) degrees with
-# probability 0.5, flip, a random crop, gamma / brightness / colour jitter with probability 0.5 on 0..255 values
-# (gamma 0.9-1.1, brightness 0.9-1.1 (DINOv3's default; DINOv2: 0.75-1.25), colour 0.9-1.1). The crop size of
-# DINOv3's NYU yaml is not readable: 416x544, DINOv2's (a multiple of the 16-px patch). Test: the full 480x640
-# image, flip-averaged; Eigen crop, 1e-3 < gt < 10 m. 2 images per GPU (DINOv3's bs=2, n_gpus=8: 16 in all).
+# NYU Depth v2 as DINOv3's depth evaluation reads it (dinov3/eval/depth/configs/config-nyu.yaml transforms, with
+# transforms.py make_depth_train_transforms and config.py TrainTransformConfig for what the yaml leaves at its
+# defaults): the NYU crop [45:472, 43:608] (fixed_crop: NYU), rotation by U(-2.5, 2.5) degrees with probability 0.5,
+# flip, a 416x544 random crop (random_crop), gamma / brightness / colour jitter with probability 0.5 on 0..255 values
+# (gamma 0.9-1.1, brightness 0.75-1.25 (brightness_range), colour 0.9-1.1). Test: the full 480x640 image (fixed_crop:
+# FULL), flip-averaged (use_tta), Eigen crop (eval_mask: NYU_EIGEN), 1e-3 < gt < 10 m. 4 images per GPU (bs: 4,
+# n_gpus: 4: 16 in all).
 dataset_type = 'NYUDataset'
 data_root = 'data/nyu'
 crop_size = (416, 544)
@@ -17,7 +18,7 @@ train_pipeline = [
     dict(type='RandomFlip', prob=0.5),
     dict(type='RandomCrop', crop_size=crop_size),
     dict(type='dense_adapters.GammaBrightnessColorAug', prob=0.5, gamma_range=(0.9, 1.1),
-         brightness_range=(0.9, 1.1), color_range=(0.9, 1.1)),
+         brightness_range=(0.75, 1.25), color_range=(0.9, 1.1)),
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 test_pipeline = [
@@ -26,7 +27,7 @@ test_pipeline = [
     dict(type='PackSegInputs', meta_keys=meta_keys),
 ]
 train_dataloader = dict(
-    batch_size=2,
+    batch_size=4,
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='InfiniteSampler', shuffle=True),

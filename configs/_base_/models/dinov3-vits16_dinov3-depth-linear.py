@@ -1,11 +1,10 @@
-# DINOv3's linear depth probe as far as its evaluation code fixes it (dinov3/eval/depth/config.py DepthConfig and
-# models/__init__.py DecoderConfig / build_depther / FeaturesToDepth; models/linear_head.py; loss.py): frozen
-# DINOv3 ViT-S/16 (RoPE, 4 registers), the last block after the final LayerNorm (use_backbone_norm=True), patch
-# tokens only (use_cls_token=False), no BN, no upsampling, a 1x1 conv (init N(0, 0.01), bias 0) to 256 bins spaced
-# uniformly over [1e-3, 10] m with "linear" normalisation; depth resized to the image. Losses: SigLoss with its
-# 100-iteration warm-up + 0.5 x GradientLogLoss (pixels 2 apart at strides 1, 2, 4, 6). Not readable in any copy
-# (DINOv3's NYU yaml): the block choice for the linear head and the gradient-loss weight; the values here follow
-# DINOv2's "lin. 1" there. docs/protocols.md lists what is read and what is assumed.
+# DINOv3's linear depth probe (dinov3/eval/depth/configs/config-nyu.yaml decoder_head/losses, read with config.py
+# DecoderConfig / build_depther / FeaturesToDepth, models/linear_head.py, loss.py): frozen DINOv3 ViT-S/16 (RoPE,
+# 4 registers), the last block (backbone_out_layers: LAST) after the final LayerNorm (use_backbone_norm), patch
+# tokens only (use_cls_token: False), BatchNorm on the features (use_batchnorm: True), no upsampling, a 1x1 conv
+# (init N(0, 0.01), bias 0) to 256 bins (n_output_channels) spaced uniformly over [1e-3, 10] m with "linear"
+# normalisation; depth resized to the image. Loss: SigLoss alone (losses: SIGLOSS: 1.0), with its 100-iteration
+# warm-up. docs/protocols.md lists every setting with its source.
 # Weights (DINOv3 licence): checkpoints/dinov3_vits16_pretrain_lvd1689m-08c60483.pth or a Hugging Face folder.
 min_depth, max_depth = 1e-3, 10.0
 data_preprocessor = dict(
@@ -38,7 +37,7 @@ model = dict(
         n_bins=256,
         bins_strategy='UD',
         norm_strategy='linear',
-        use_bn=False,
+        use_bn=True,
         min_depth=min_depth,
         max_depth=max_depth,
         align_corners=False,
@@ -46,8 +45,6 @@ model = dict(
             dict(type='dense_adapters.SILogLoss', variance_focus=0.85, reduction='batch', min_depth=min_depth,
                  max_depth=max_depth, log_offset=1e-3, unbiased=True, warmup_iters=100, loss_weight=1.0,
                  loss_name='loss_depth'),
-            dict(type='dense_adapters.GradientMatchingLoss', variant='dinov3', min_depth=min_depth,
-                 max_depth=max_depth, loss_weight=0.5, loss_name='loss_grad'),
         ]),
     train_cfg=dict(),
     test_cfg=dict(mode='whole', flip=True))

@@ -1,17 +1,16 @@
 # DINOv3's linear-probe schedule (config-ade20k-linear-training.yaml; eval/segmentation/schedulers.py
 # WarmupOneCycleLR; train.py): AdamW lr 1e-3, betas (0.9, 0.999), weight decay 1e-3, no effective clipping
-# (gradient_clip: inf), 40k iterations; linear warm-up from 1e-6 x lr over 1500 iterations, then cosine to 0 over
-# the whole 40k (cos(pi i / 40000), anchored at iteration 0). After the warm-up mmengine's schedulers below give
-# DINOv3's values exactly; during it DINOv3 also multiplies by the linear decay (1 - i / 40000) where this cosine
-# product decays by (1 + cos(pi i / 40000)) / 2: up to 3.4% of lr higher near iteration 1500
-# (tests/test_protocols.py measures it). Validation every 5000 (the yaml's eval_interval).
+# (gradient_clip: inf), 40k iterations; WarmupOneCycleLR with a linear warm-up from 1e-6 x lr over 1500 iterations
+# (times 1 - i / 40000), then cosine to 0 over the whole 40k (final_div_factor: inf), beta1 left alone (use_beta1:
+# False). DINOv3's segmentation loop steps it after every iteration but the first, hence lag=1. Exact at every
+# iteration (tests/test_protocols.py). Validation every 5000 (the yaml's eval_interval).
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=1e-3),
     clip_grad=None)
 param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-6, end_factor=1.0, by_epoch=False, begin=0, end=1502),
-    dict(type='CosineAnnealingLR', eta_min=0.0, by_epoch=False, begin=0, end=40000),
+    dict(type='dense_adapters.WarmupOneCycleLR', total_steps=40000, warmup_iters=1500, warmup_ratio=1e-6,
+         final_div_factor=float('inf'), lag=1, by_epoch=False),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=40000, val_interval=5000)
 val_cfg = dict(type='ValLoop')
