@@ -126,7 +126,8 @@ def label_file_problem(path: str) -> Optional[str]:
         hi, lo = (int(a.max()), int(a.min())) if a.size else (0, 0)
         if hi > 255 or lo < 0:
             bad = int(((a > 255) | (a < 0)).sum())
-            return (f"a 16-bit label map with values up to {hi} ({bad} pixels above 255): labels are read as 8 bits, "
+            bits = "32-bit" if mode == "I" else "16-bit"
+            return (f"a {bits} label map with values up to {hi} ({bad} pixels above 255): labels are read as 8 bits, "
                     f"so {hi} would become class {hi % 256}; save the map as 8-bit class indices (or remap ids)")
         return None
     if mode in ("F",):

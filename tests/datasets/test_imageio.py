@@ -62,6 +62,9 @@ def test_label_maps_are_checked_before_the_uint8_cast(tmp_path, grey):
     assert label_file_problem(_save(tmp_path / "l16.png", lab)) == (
         "a 16-bit label map with values up to 300 (3 pixels above 255): labels are read as 8 bits, so 300 would "
         "become class 44; save the map as 8-bit class indices (or remap ids)")
+    Image.fromarray(lab.astype(np.int32), mode="I").save(tmp_path / "l32.tif")  # a 32-bit integer map
+    assert Image.open(tmp_path / "l32.tif").mode == "I"
+    assert label_file_problem(str(tmp_path / "l32.tif")).startswith("a 32-bit label map with values up to 300 (3 pix")
     rgb = np.stack([grey // 50] * 3, -1).astype(np.uint8)
     assert label_file_problem(_save(tmp_path / "rgb.png", rgb)).startswith(
         "a 3-channel RGB image, not a single-channel label map: labels must be class indices")
