@@ -6,6 +6,8 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import UserError
+
 
 @torch.no_grad()
 def prefix_attention(vit: nn.Module, images: Tensor, indices: Union[None, int, Sequence[int]] = None) -> dict:
@@ -31,5 +33,5 @@ def prefix_attention(vit: nn.Module, images: Tensor, indices: Union[None, int, S
 def cls_attention_features(attn: Tensor, vit: nn.Module) -> Tensor:
     """Attention of the cls token to the patches, heads flattened: [B, heads, N, N] -> [B, heads * (N - P)]."""
     if not getattr(vit, "has_class_token", True):
-        raise ValueError("cls attention maps need a model with a class token")
+        raise UserError("cls attention maps need a model with a class token")
     return attn[:, :, 0, vit.num_prefix_tokens:].flatten(1)

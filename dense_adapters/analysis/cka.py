@@ -14,6 +14,8 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import UserError
+
 
 def _gram(x: Tensor) -> Tensor:
     """[n, ...] -> linear Gram matrix [n, n] in float64 of the batch-centred features.
@@ -40,7 +42,7 @@ def hsic1_matrix(grams_x: Tensor, grams_y: Tensor) -> Tensor:
     """
     n = grams_x.shape[-1]
     if n < 4:
-        raise ValueError(f"unbiased HSIC needs at least 4 examples per batch, got {n}: use a larger batch size")
+        raise UserError(f"unbiased HSIC needs at least 4 examples per batch, got {n}: use a larger batch size")
     eye = torch.eye(n, dtype=torch.bool, device=grams_x.device)
     kx = grams_x.masked_fill(eye, 0.0)
     ky = grams_y.masked_fill(eye, 0.0)
@@ -54,7 +56,7 @@ def hsic1_matrix(grams_x: Tensor, grams_y: Tensor) -> Tensor:
 def linear_cka(x: Tensor, y: Tensor, unbiased: bool = False) -> float:
     """Full-batch linear CKA of representations x [n, ...] and y [n, ...] (same n)."""
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"CKA needs the same examples in both representations, got {x.shape[0]} and {y.shape[0]}")
+        raise UserError(f"CKA needs the same examples in both representations, got {x.shape[0]} and {y.shape[0]}")
     k, l = _gram(x), _gram(y)
     if unbiased:
         h = hsic1_matrix(torch.stack([k, l]), torch.stack([k, l]))
@@ -80,7 +82,7 @@ class MinibatchCKA:
     def update(self, xs: Sequence[Tensor], ys: Optional[Sequence[Tensor]] = None) -> None:
         n = xs[0].shape[0]
         if any(t.shape[0] != n for t in list(xs) + list(ys or [])):
-            raise ValueError("every representation in one CKA update must hold the same examples (same batch size)")
+            raise UserError("every representation in one CKA update must hold the same examples (same batch size)")
         gx = torch.stack([_gram(t) for t in xs])  # [A, n, n]
         gy = gx if ys is None else torch.stack([_gram(t) for t in ys])
         xy = hsic1_matrix(gx, gy)
@@ -90,7 +92,7 @@ class MinibatchCKA:
             self.xy, self.xx, self.yy = xy.clone(), xx.clone(), yy.clone()
         else:
             if self.xy.shape != xy.shape:
-                raise ValueError(f"layer count changed between updates: {tuple(self.xy.shape)} vs {tuple(xy.shape)}")
+                raise UserError(f"layer count changed between updates: {tuple(self.xy.shape)} vs {tuple(xy.shape)}")
             self.xy += xy
             self.xx += xx
             self.yy += yy

@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from ..errors import UserError
+
 
 @dataclass
 class LayerNorms:
@@ -64,11 +66,11 @@ def outlier_mask(patch_norms: Tensor, threshold: float = 150.0, relative: Option
     """
     if relative is not None:
         if relative <= 0:
-            raise ValueError(f"relative threshold must be > 0, got {relative}")
+            raise UserError(f"relative threshold must be > 0, got {relative}")
         med = patch_norms.flatten(1).median(dim=1).values  # [B]
         return patch_norms > relative * med.view(-1, *([1] * (patch_norms.ndim - 1)))
     if threshold <= 0:
-        raise ValueError(f"threshold must be > 0, got {threshold}")
+        raise UserError(f"threshold must be > 0, got {threshold}")
     return patch_norms > threshold
 
 

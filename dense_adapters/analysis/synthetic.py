@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..errors import UserError
 from ..nn.vit import RegViT
 
 
@@ -40,7 +41,7 @@ def plant_register_neuron(
     gh, gw = vit.grid_size
     for r, c in positions:
         if not (0 <= r < gh and 0 <= c < gw):
-            raise ValueError(f"position {(r, c)} is outside the stored {gh}x{gw} patch grid")
+            raise UserError(f"position {(r, c)} is outside the stored {gh}x{gw} patch grid")
     blk = vit.blocks[block]
     mlp = blk.mlp
     if not isinstance(mlp.act, nn.GELU) or mlp.fc1.out_features != mlp.fc2.in_features:

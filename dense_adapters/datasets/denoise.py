@@ -289,7 +289,7 @@ class PackRestorationInputs(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         if "img" not in results:
-            raise KeyError("no noisy image in the sample: add AddSyntheticNoise to the pipeline of clean-only data")
+            raise DataError("no noisy image in the sample: add AddSyntheticNoise to the pipeline of clean-only data")
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(np.moveaxis(a, -1, -3)))  # noqa: E731
         meta = {k: results[k] for k in self.META_KEYS if k in results}
         meta["img_shape"] = _frame_hw(results["img"])

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 from mmcv.transforms import BaseTransform
 
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..registry import TRANSFORMS
 
 
@@ -25,8 +25,8 @@ class FixedCrop(BaseTransform):
 
     def __init__(self, top: int = 45, bottom: int = 472, left: int = 43, right: int = 608) -> None:
         if not (0 <= top < bottom and 0 <= left < right):
-            raise ValueError(f"FixedCrop needs 0 <= top < bottom and 0 <= left < right, got rows {top}:{bottom} "
-                             f"and columns {left}:{right}")
+            raise UserError(f"FixedCrop needs 0 <= top < bottom and 0 <= left < right, got rows {top}:{bottom} "
+                            f"and columns {left}:{right}")
         self.top, self.bottom, self.left, self.right = top, bottom, left, right
 
     def transform(self, results: dict) -> dict:
@@ -57,11 +57,11 @@ class GammaBrightnessColorAug(BaseTransform):
     def __init__(self, prob: float = 0.5, gamma_range: Sequence[float] = (0.9, 1.1),
                  brightness_range: Sequence[float] = (0.75, 1.25), color_range: Sequence[float] = (0.9, 1.1)) -> None:
         if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must lie in [0, 1], got {prob}")
+            raise UserError(f"prob must lie in [0, 1], got {prob}")
         for name, r in (("gamma_range", gamma_range), ("brightness_range", brightness_range),
                         ("color_range", color_range)):
             if len(r) != 2 or min(r) <= 0:
-                raise ValueError(f"{name} must be two positive numbers (low, high), got {r}")
+                raise UserError(f"{name} must be two positive numbers (low, high), got {r}")
         self.prob = prob
         self.gamma_range, self.brightness_range, self.color_range = gamma_range, brightness_range, color_range
 

@@ -21,7 +21,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 from torch import Tensor
 
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..registry import METRICS
 
 
@@ -37,7 +37,7 @@ def topk_hits(scores: Tensor, labels: Tensor, topk: Sequence[int] = (1, 5)) -> T
 def _label(sample: Any) -> Tensor:
     gt = sample.get("gt_label") if hasattr(sample, "get") else None
     if gt is None:
-        raise KeyError("a data sample has no gt_label: classification metrics need labelled data")
+        raise DataError("a data sample has no gt_label: classification metrics need labelled data")
     return torch.as_tensor(gt).reshape(-1)[:1].cpu()
 
 
@@ -61,7 +61,7 @@ class TopKAccuracy(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
         for s in data_samples:
             if s.get("pred_score") is None:
-                raise KeyError(f"{type(self).__name__} needs 'pred_score' in each data sample, got {sorted(s.keys())}")
+                raise UserError(f"{type(self).__name__} needs 'pred_score' in each data sample, got {sorted(s.keys())}")
             label = _label(s)
             out = {"": topk_hits(torch.as_tensor(s.get("pred_score")).float().cpu(), label[0], self.topk)}
             for name, sc in (s.get("pred_scores") or {}).items():
@@ -150,8 +150,8 @@ class LinearProbeAccuracy(BaseMetric):
         for s in data_samples:
             scores = s.get("grid_scores")
             if scores is None:
-                raise KeyError("LinearProbeAccuracy needs 'grid_scores' in each data sample: use it with "
-                               "dense_adapters.LinearProbeClassifier")
+                raise UserError("LinearProbeAccuracy needs 'grid_scores' in each data sample: use it with "
+                                "dense_adapters.LinearProbeClassifier")
             if self.names is None:
                 self.names = list(s.get("grid_names") or [f"head{i}" for i in range(len(scores))])
             hits = topk_hits(torch.as_tensor(scores).float().cpu(), _label(s)[0], self.topk)  # [H, len(topk)]

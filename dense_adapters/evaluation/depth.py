@@ -28,6 +28,7 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
+from ..errors import DataError, DenseAdaptersError, UserError
 from ..registry import METRICS
 
 METRIC_NAMES = ("d1", "d2", "d3", "abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "silog")
@@ -49,18 +50,18 @@ def crop_box(shape: Tuple[int, int], crop: CropType) -> Tuple[int, int, int, int
         return 0, h, 0, w
     if crop == "eigen":
         if tuple(shape) != NYU_SHAPE:
-            raise ValueError(f"the Eigen crop is defined on 480x640 NYU ground truth, got {h}x{w}: evaluate at "
-                             "NYU's resolution, or use crop='eigen_scaled' or crop=None")
+            raise DataError(f"the Eigen crop is defined on 480x640 NYU ground truth, got {h}x{w}: evaluate at "
+                            "NYU's resolution, or use crop='eigen_scaled' or crop=None")
         return EIGEN_CROP_NYU
     if crop == "eigen_scaled":
         t, b, le, r = EIGEN_CROP_NYU
         return int(t / 480 * h), int(b / 480 * h), int(le / 640 * w), int(r / 640 * w)
     if isinstance(crop, str):
-        raise ValueError(f"unknown crop {crop!r}: use None, 'eigen', 'eigen_scaled' or (top, bottom, left, right)")
+        raise UserError(f"unknown crop {crop!r}: use None, 'eigen', 'eigen_scaled' or (top, bottom, left, right)")
     t, b, le, r = (int(v) for v in crop)
     if not (0 <= t < b <= h and 0 <= le < r <= w):
-        raise ValueError(f"crop {tuple(crop)} does not fit a {h}x{w} map: need 0 <= top < bottom <= H and "
-                         "0 <= left < right <= W")
+        raise UserError(f"crop {tuple(crop)} does not fit a {h}x{w} map: need 0 <= top < bottom <= H and "
+                        "0 <= left < right <= W")
     return t, b, le, r
 
 
@@ -84,7 +85,7 @@ def error_sums(pred: np.ndarray, gt: np.ndarray) -> Dict[str, float]:
     """Sufficient statistics over paired valid pixels (1-D arrays, metres, all > 0)."""
     pred, gt = pred.astype(np.float64), gt.astype(np.float64)
     if pred.size and (pred <= 0).any():
-        raise ValueError("depth predictions must be > 0 on evaluated pixels: clip them (clip_pred=True)")
+        raise DataError("depth predictions must be > 0 on evaluated pixels: clip them (clip_pred=True)")
     ratio = np.maximum(pred / gt, gt / pred)
     diff = pred - gt
     g = np.log(pred) - np.log(gt)
@@ -99,7 +100,7 @@ def metrics_from_sums(s: Dict[str, float]) -> Dict[str, float]:
     """The nine metrics from :func:`error_sums` (of one image, or added up over images for pooled averaging)."""
     n = s["n"]
     if n == 0:
-        raise ValueError("no valid pixel to evaluate")
+        raise DataError("no valid pixel to evaluate")
     mean_g = s["g"] / n
     return dict(
         d1=s["d1"] / n, d2=s["d2"] / n, d3=s["d3"] / n, abs_rel=s["abs_rel"] / n, sq_rel=s["sq_rel"] / n,
@@ -112,8 +113,8 @@ def image_sums(pred: np.ndarray, gt: np.ndarray, min_depth: float = 1e-3, max_de
     """Sums of one image (pred and gt [H, W] in metres, same size) under the protocol above."""
     pred, gt = np.squeeze(np.asarray(pred)), np.squeeze(np.asarray(gt))
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size: resize the "
-                         "prediction to the ground truth first")
+        raise DataError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size: resize the "
+                        "prediction to the ground truth first")
     if clip_pred:
         pred = clip_prediction(pred, min_depth, max_depth)
     mask = eval_mask(gt, min_depth, max_depth, crop)
@@ -127,8 +128,8 @@ def aggregate(sums: Sequence[Dict[str, float]], averaging: Sequence[str] = ("ima
     Images without a valid pixel are left out of both (their count is ``n_empty``)."""
     kept = [s for s in sums if s["n"] > 0]
     if not kept:
-        raise ValueError(f"none of the {len(sums)} images has a valid ground-truth pixel in the evaluated region: "
-                         "check the depth scale (metres), min/max depth and the crop")
+        raise DataError(f"none of the {len(sums)} images has a valid ground-truth pixel in the evaluated region: "
+                        "check the depth scale (metres), min/max depth and the crop")
     out: "OrderedDict[str, float]" = OrderedDict()
     if "image" in averaging:
         per = [metrics_from_sums(s) for s in kept]
@@ -175,12 +176,12 @@ class DepthEvalMetric(BaseMetric):
                  output_dir: Optional[str] = None, collect_device: str = "cpu", prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         if not 0 <= min_depth < max_depth:
-            raise ValueError(f"need 0 <= min_depth < max_depth, got {min_depth} and {max_depth}")
+            raise UserError(f"need 0 <= min_depth < max_depth, got {min_depth} and {max_depth}")
         averaging = (averaging,) if isinstance(averaging, str) else tuple(averaging)
         if not averaging or set(averaging) - {"image", "pixel"}:
-            raise ValueError(f"averaging must name 'image' and/or 'pixel', got {averaging}")
+            raise UserError(f"averaging must name 'image' and/or 'pixel', got {averaging}")
         if isinstance(crop, str) and crop not in ("none", "eigen", "eigen_scaled"):
-            raise ValueError(f"unknown crop {crop!r}: use None, 'eigen', 'eigen_scaled' or (top, bottom, left, right)")
+            raise UserError(f"unknown crop {crop!r}: use None, 'eigen', 'eigen_scaled' or (top, bottom, left, right)")
         self.min_depth, self.max_depth, self.crop = float(min_depth), float(max_depth), crop
         self.clip_pred, self.averaging, self.output_dir = clip_pred, averaging, output_dir
 
@@ -188,13 +189,13 @@ class DepthEvalMetric(BaseMetric):
         for ds in data_samples:
             pred = ds["pred_depth_map"]["data"].squeeze().float().cpu().numpy()
             if "gt_depth_map" not in ds:
-                raise KeyError("DepthEvalMetric needs gt_depth_map: keep LoadDepthAnnotation in the test pipeline")
+                raise DataError("DepthEvalMetric needs gt_depth_map: keep LoadDepthAnnotation in the test pipeline")
             gt = ds["gt_depth_map"]["data"].squeeze().float().cpu().numpy()
             name = osp.basename(ds.get("img_path", "?"))
             try:
                 sums = image_sums(pred, gt, self.min_depth, self.max_depth, self.crop, self.clip_pred)
-            except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
+            except ValueError as e:  # the image's name in front; our errors keep their class
+                raise (type(e) if isinstance(e, DenseAdaptersError) else ValueError)(f"{name}: {e}") from None
             self.results.append(sums)
             if self.output_dir:
                 import os

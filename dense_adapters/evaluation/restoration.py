@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from mmengine.evaluator import BaseMetric
 from torch import Tensor
 
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..registry import METRICS
 
 
@@ -114,8 +114,8 @@ class _RestorationMetric(BaseMetric):
     def process(self, data_batch: Any, data_samples: Sequence[dict]) -> None:
         for s in data_samples:
             if "pred_img" not in s or "gt_img" not in s:
-                raise KeyError(f"{type(self).__name__} needs 'pred_img' and 'gt_img' in each data sample, got "
-                               f"{sorted(s)}: use dense_adapters.Restorer in predict mode")
+                raise UserError(f"{type(self).__name__} needs 'pred_img' and 'gt_img' in each data sample, got "
+                                f"{sorted(s)}: use dense_adapters.Restorer in predict mode")
             value = sequence_score(self.score, s["pred_img"].cpu(), s["gt_img"].cpu())
             self.results.append((s.get("sequence"), value))
 

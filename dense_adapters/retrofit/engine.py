@@ -21,6 +21,8 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel, is_model_wrapper
 from torch import Tensor, nn
 
+from ..errors import UserError
+
 
 class RetrofitModel(BaseModel):
     """``forward(inputs, mode='loss')`` -> the current stage's losses (``adapter.stage1`` / ``stage2``)."""
@@ -142,13 +144,13 @@ def init_distributed(launcher: str) -> None:
     if launcher == "none":
         return
     if launcher != "pytorch":
-        raise ValueError(f"launcher {launcher!r}: the retrofit runs under torchrun (--launcher pytorch) or alone")
+        raise UserError(f"launcher {launcher!r}: the retrofit runs under torchrun (--launcher pytorch) or alone")
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         return
     if "RANK" not in os.environ:
-        raise ValueError("--launcher pytorch outside torchrun: start with torchrun --nproc-per-node N ...")
+        raise UserError("--launcher pytorch outside torchrun: start with torchrun --nproc-per-node N ...")
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group("nccl")

@@ -12,6 +12,7 @@ import dense_adapters.datasets  # noqa: F401  (registers)
 from dense_adapters.datasets.denoise import (AddSyntheticNoise, DenoisePairDataset, PairedRandomCrop,
                                              PairedRandomFlip, SIDDValMatDataset, SyntheticNoiseDataset)
 from dense_adapters.datasets.samples import photos
+from dense_adapters.errors import DataError
 
 
 
@@ -157,5 +158,5 @@ def test_synthetic_dataset_fixed_heldout_noise(denoise_sample):
     assert (ds[1]["inputs"] == ds[1]["inputs"]).all() and not (ds[1]["inputs"] == ds[1]["data_samples"].gt_img).all()
     train = SyntheticNoiseDataset(data_root=denoise_sample, img_dir="train/gt", pipeline=pipe)
     assert len(train) == 8 and not (train[0]["inputs"] == train[0]["inputs"]).all()
-    with pytest.raises(KeyError, match="AddSyntheticNoise"):
+    with pytest.raises(DataError, match="AddSyntheticNoise"):
         SyntheticNoiseDataset(data_root=denoise_sample, img_dir="val/gt", pipeline=PIPE)[0]

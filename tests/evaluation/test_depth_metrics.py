@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from dense_adapters.errors import DataError, UserError
 from dense_adapters.registry import METRICS
 
 from dense_adapters.utils import register_all_modules
@@ -130,13 +131,14 @@ def test_agrees_with_mmseg_depthmetric_except_silog_definition():
 
 def test_bad_inputs_fail_with_clear_errors():
     pred, gt = make_pair(0)
-    with pytest.raises(ValueError, match="img_0.jpg: prediction .* differ in size"):
+    # the data's faults are DataErrors (the image's name in front keeps the class), the options' UserErrors
+    with pytest.raises(DataError, match="img_0.jpg: prediction .* differ in size"):
         run_metric([(pred[:, :600], gt)])
-    with pytest.raises(ValueError, match="img_0.jpg: the Eigen crop"):
+    with pytest.raises(DataError, match="img_0.jpg: the Eigen crop"):
         run_metric([(pred[:240, :320], gt[:240, :320])])
-    with pytest.raises(ValueError, match="averaging"):
+    with pytest.raises(UserError, match="averaging"):
         run_metric([(pred, gt)], averaging=("image", "median"))
-    with pytest.raises(ValueError, match="unknown crop"):
+    with pytest.raises(UserError, match="unknown crop"):
         run_metric([(pred, gt)], crop="garg")
-    with pytest.raises(ValueError, match="must be > 0"):
+    with pytest.raises(DataError, match="must be > 0"):
         image_sums(pred, gt, clip_pred=False)

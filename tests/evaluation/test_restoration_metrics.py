@@ -5,6 +5,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from dense_adapters.datasets.samples import photos
+from dense_adapters.errors import UserError
 from dense_adapters.evaluation.restoration import PSNR, SSIM, psnr, ssim
 
 
@@ -74,5 +75,5 @@ def test_errors(pairs):
         psnr(deg[:-1], gt)
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(gt[:8, :8], gt[:8, :8])
-    with pytest.raises(KeyError, match="pred_img"):
+    with pytest.raises(UserError, match="pred_img"):
         PSNR().process({}, [dict(gt_img=torch.zeros(3, 4, 4))])

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from ...errors import UserError
 from ...nn.uformer import UformerStage, to_map, to_tokens
 from ...registry import MODELS
 
@@ -40,11 +41,11 @@ class DenoiseHead(BaseModule):
         L = self.num_levels = len(self.in_index)
         in_channels = [in_channels] * L if isinstance(in_channels, int) else list(in_channels)
         if len(in_channels) != L:
-            raise ValueError(f"in_channels {in_channels} and in_index {self.in_index} must have the same length")
+            raise UserError(f"in_channels {in_channels} and in_index {self.in_index} must have the same length")
         depths = list(depths or [1] * (L + 1))
         num_heads = list(num_heads or [2**L] + [2 ** (L - k) for k in range(L)])
         if len(depths) != L + 1 or len(num_heads) != L + 1:
-            raise ValueError(f"depths {depths} and num_heads {num_heads} need L + 1 = {L + 1} entries")
+            raise UserError(f"depths {depths} and num_heads {num_heads} need L + 1 = {L + 1} entries")
         C = embed_dim
         kw = dict(win_size=win_size, mlp_ratio=mlp_ratio)
         self.reassemble = nn.ModuleList(nn.Conv2d(c, C * 2 ** (i + 1), 1) for i, c in enumerate(in_channels))
@@ -67,8 +68,8 @@ class DenoiseHead(BaseModule):
         H, W = img.shape[-2:]
         m = self.size_multiple
         if H % m or W % m:
-            raise ValueError(f"DenoiseHead needs image sides that are multiples of {m}, got {H}x{W}: pad the input "
-                             "(dense_adapters.Restorer does)")
+            raise UserError(f"DenoiseHead needs image sides that are multiples of {m}, got {H}x{W}: pad the input "
+                            "(dense_adapters.Restorer does)")
         feats = []
         for i, (idx, proj) in enumerate(zip(self.in_index, self.reassemble)):
             x = inputs[idx]

@@ -11,6 +11,7 @@ from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from mmseg.utils import SampleList
 from torch import Tensor, nn
 
+from ...errors import DataError, UserError
 from ..losses import depth_losses  # noqa: F401  (registers SILogLoss and GradientMatchingLoss)
 
 BIN_STRATEGIES = ("UD", "SID")
@@ -22,11 +23,11 @@ def bin_centres(min_depth: float, max_depth: float, n_bins: int, strategy: str =
     ``linspace(min, max, n)``, so the first and last bins sit on the range ends); ``'SID'`` log-uniform between
     the same ends (DINOv2's ``logspace(min, max)`` would mean 10**min..10**max, which is not meant)."""
     if strategy not in BIN_STRATEGIES:
-        raise ValueError(f"unknown bins_strategy {strategy!r}: use one of {BIN_STRATEGIES}")
+        raise UserError(f"unknown bins_strategy {strategy!r}: use one of {BIN_STRATEGIES}")
     if not 0 < min_depth < max_depth:
-        raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
+        raise UserError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
     if n_bins < 2:
-        raise ValueError(f"n_bins must be >= 2, got {n_bins}")
+        raise UserError(f"n_bins must be >= 2, got {n_bins}")
     if strategy == "UD":
         return torch.linspace(min_depth, max_depth, n_bins)
     return torch.exp(torch.linspace(math.log(min_depth), math.log(max_depth), n_bins))
@@ -45,7 +46,7 @@ def normalize_bins(logits: Tensor, strategy: str = "linear", eps: float = 0.1) -
     elif strategy == "sigmoid":
         w = torch.sigmoid(logits)
     else:
-        raise ValueError(f"unknown norm_strategy {strategy!r}: use one of {NORM_STRATEGIES}")
+        raise UserError(f"unknown norm_strategy {strategy!r}: use one of {NORM_STRATEGIES}")
     return w / w.sum(dim=1, keepdim=True)
 
 
@@ -72,7 +73,7 @@ class BaseDepthHead(BaseDecodeHead):
                  loss_decode: Union[dict, Sequence[dict]] = dict(type="dense_adapters.SILogLoss"),
                  init_cfg: Union[dict, None] = None, **kwargs) -> None:
         if not 0 < min_depth < max_depth:
-            raise ValueError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
+            raise UserError(f"need 0 < min_depth < max_depth, got {min_depth} and {max_depth}")
         for key in ("num_classes", "out_channels", "threshold"):
             kwargs.pop(key, None)
         kwargs.setdefault("dropout_ratio", 0.0)
@@ -88,7 +89,7 @@ class BaseDepthHead(BaseDecodeHead):
         maps = []
         for ds in batch_data_samples:
             if "gt_depth_map" not in ds:
-                raise KeyError("a training sample has no gt_depth_map: add LoadDepthAnnotation to the pipeline")
+                raise DataError("a training sample has no gt_depth_map: add LoadDepthAnnotation to the pipeline")
             maps.append(ds.gt_depth_map.data)
         return torch.stack(maps, dim=0).float()  # [B, 1, H, W]
 

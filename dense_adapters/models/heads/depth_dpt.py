@@ -8,6 +8,7 @@ from mmcv.cnn import ConvModule
 from mmseg.models.decode_heads.dpt_head import FeatureFusionBlock, ReassembleBlocks
 from torch import Tensor, nn
 
+from ...errors import UserError
 from ...registry import MODELS
 from .depth_base import BaseDepthHead
 
@@ -51,12 +52,12 @@ class DepthDPTHead(BaseDepthHead):
         **kwargs,
     ) -> None:
         if readout_type not in ("ignore", "add", "project"):
-            raise ValueError(f"readout_type must be 'ignore', 'add' or 'project', got {readout_type!r}")
+            raise UserError(f"readout_type must be 'ignore', 'add' or 'project', got {readout_type!r}")
         post_process_channels = list(post_process_channels)
         in_index = list(in_index)
         if len(post_process_channels) != 4 or len(in_index) != 4:
-            raise ValueError(f"DPT needs four levels: got post_process_channels {post_process_channels} and "
-                             f"in_index {in_index}")
+            raise UserError(f"DPT needs four levels: got post_process_channels {post_process_channels} and "
+                            f"in_index {in_index}")
         kwargs.pop("in_channels", None)
         kwargs.pop("input_transform", None)
         super().__init__([embed_dims] * 4, channels, min_depth=min_depth, max_depth=max_depth, in_index=in_index,
@@ -81,7 +82,7 @@ class DepthDPTHead(BaseDepthHead):
         levels = []
         for x in self._transform_inputs(inputs):
             if not isinstance(x, (list, tuple)):
-                raise ValueError("DepthDPTHead needs [map, cls] levels: set output_cls_token=True on the backbone")
+                raise UserError("DepthDPTHead needs [map, cls] levels: set output_cls_token=True on the backbone")
             levels.append(list(x))
         x = self.reassemble_blocks(levels)  # [B, c_i, 4h, 4w], [.., 2h, 2w], [.., h, w], [.., ceil(h/2), ceil(w/2)]
         x = [conv(f) for conv, f in zip(self.convs, x)]  # [B, channels, ...] each

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
+from ...errors import UserError
 from ...registry import MODELS
 from .depth_base import BaseDepthHead, bin_centres, expected_depth, normalize_bins
 
@@ -50,9 +51,9 @@ class DepthLinearHead(BaseDepthHead):
         in_channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)
         in_index = [in_index] if isinstance(in_index, int) else list(in_index)
         if len(in_channels) != len(in_index):
-            raise ValueError(f"in_channels {in_channels} and in_index {in_index} must have the same length")
+            raise UserError(f"in_channels {in_channels} and in_index {in_index} must have the same length")
         if upsample < 1:
-            raise ValueError(f"upsample must be >= 1, got {upsample}")
+            raise UserError(f"upsample must be >= 1, got {upsample}")
         normalize_bins(torch.zeros(1, 2, 1, 1), norm_strategy)  # validates the name early
         channels = sum(in_channels) * (2 if use_cls_token else 1)  # derived: a given 'channels' is ignored
         kwargs.pop("channels", None)
@@ -75,7 +76,7 @@ class DepthLinearHead(BaseDepthHead):
                     patch = torch.cat([patch, cls[:, :, None, None].expand_as(patch)], dim=1)
                 x = patch
             elif self.use_cls_token:
-                raise ValueError("DepthLinearHead(use_cls_token=True) needs a backbone with output_cls_token=True")
+                raise UserError("DepthLinearHead(use_cls_token=True) needs a backbone with output_cls_token=True")
             feats.append(x)
         h, w = feats[0].shape[2:]
         size = (h * self.upsample, w * self.upsample)
@@ -83,8 +84,8 @@ class DepthLinearHead(BaseDepthHead):
                  for f in feats]
         x = torch.cat(feats, dim=1)
         if x.shape[1] != self.channels:
-            raise ValueError(f"DepthLinearHead got {x.shape[1]} feature channels, expected {self.channels}: check "
-                             "in_channels against the backbone width and use_cls_token")
+            raise UserError(f"DepthLinearHead got {x.shape[1]} feature channels, expected {self.channels}: check "
+                            "in_channels against the backbone width and use_cls_token")
         return x
 
     def bin_logits(self, inputs: Sequence) -> Tensor:

@@ -9,6 +9,7 @@ from mmcv.cnn import build_norm_layer
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor
 
+from ...errors import UserError
 from ...registry import MODELS
 
 
@@ -49,9 +50,9 @@ class LinearProbeHead(BaseDecodeHead):
         in_channels = [in_channels] if isinstance(in_channels, int) else list(in_channels)
         in_index = [in_index] if isinstance(in_index, int) else list(in_index)
         if len(in_channels) != len(in_index):
-            raise ValueError(f"in_channels {in_channels} and in_index {in_index} must have the same length")
+            raise UserError(f"in_channels {in_channels} and in_index {in_index} must have the same length")
         if upsample < 1:
-            raise ValueError(f"upsample must be >= 1, got {upsample}")
+            raise UserError(f"upsample must be >= 1, got {upsample}")
         channels = sum(in_channels) * (2 if use_cls_token else 1)  # derived: a given 'channels' is ignored
         kwargs.pop("channels", None)
         kwargs.setdefault("norm_cfg", dict(type="BN", requires_grad=True))
@@ -72,7 +73,7 @@ class LinearProbeHead(BaseDecodeHead):
                     patch = torch.cat([patch, cls[:, :, None, None].expand_as(patch)], dim=1)
                 x = patch
             elif self.use_cls_token:
-                raise ValueError("LinearProbeHead(use_cls_token=True) needs a backbone with output_cls_token=True")
+                raise UserError("LinearProbeHead(use_cls_token=True) needs a backbone with output_cls_token=True")
             feats.append(x)
         size = feats[0].shape[2:]
         feats = [f if f.shape[2:] == size else F.interpolate(f, size, mode="bilinear", align_corners=False)

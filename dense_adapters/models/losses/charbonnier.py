@@ -6,13 +6,14 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from ...errors import UserError
 from ...registry import MODELS
 
 
 def charbonnier_loss(pred: Tensor, target: Tensor, eps: float = 1e-3, weight: Optional[Tensor] = None) -> Tensor:
     """Mean over all elements of sqrt((pred - target)^2 + eps^2); ``weight`` broadcasts over the elements."""
     if pred.shape != target.shape:
-        raise ValueError(f"charbonnier_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+        raise UserError(f"charbonnier_loss: pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
     loss = torch.sqrt((pred - target) ** 2 + eps * eps)
     if weight is not None:
         return (loss * weight).sum() / weight.expand_as(loss).sum().clamp_min(1e-12)
@@ -26,7 +27,7 @@ class CharbonnierLoss(nn.Module):
     def __init__(self, eps: float = 1e-3, loss_weight: float = 1.0, loss_name: str = "loss_charbonnier") -> None:
         super().__init__()
         if eps <= 0:
-            raise ValueError(f"CharbonnierLoss eps must be > 0, got {eps}")
+            raise UserError(f"CharbonnierLoss eps must be > 0, got {eps}")
         self.eps, self.loss_weight, self._loss_name = eps, loss_weight, loss_name
 
     @property

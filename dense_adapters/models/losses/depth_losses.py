@@ -23,6 +23,7 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from ...errors import UserError
 from ...registry import MODELS
 
 
@@ -36,8 +37,8 @@ def valid_depth_mask(target: Tensor, min_depth: float = 0.0, max_depth: Optional
 
 def _check_pair(pred: Tensor, target: Tensor, name: str) -> None:
     if pred.shape != target.shape or pred.ndim != 4 or pred.shape[1] != 1:
-        raise ValueError(f"{name} expects pred and target [B, 1, H, W] of one shape, got {tuple(pred.shape)} "
-                         f"and {tuple(target.shape)}: resize the prediction to the ground truth first")
+        raise UserError(f"{name} expects pred and target [B, 1, H, W] of one shape, got {tuple(pred.shape)} "
+                        f"and {tuple(target.shape)}: resize the prediction to the ground truth first")
 
 
 def _log_ratio(pred: Tensor, target: Tensor, log_offset: float = 0.0, eps: float = 1e-6) -> Tensor:
@@ -79,9 +80,9 @@ def silog_loss(pred: Tensor, target: Tensor, mask: Tensor, variance_focus: float
             d = (g.square().sum() / n - variance_focus * mean.square()).clamp(min=0.0)
         return torch.sqrt(d + 1e-12)
     if unbiased or mean_term_only:
-        raise ValueError("unbiased and the warm-up are defined for reduction='batch' (DINOv2's) only")
+        raise UserError("unbiased and the warm-up are defined for reduction='batch' (DINOv2's) only")
     if reduction != "image":
-        raise ValueError(f"reduction must be 'batch' or 'image', got {reduction!r}")
+        raise UserError(f"reduction must be 'batch' or 'image', got {reduction!r}")
     n = m.flatten(1).sum(1)  # [B]
     keep = n > 0
     if not keep.any():
@@ -148,8 +149,8 @@ class _DepthLoss(nn.Module):
                  loss_name: str = "loss_depth") -> None:
         super().__init__()
         if not loss_name.startswith("loss_"):
-            raise ValueError(f"loss_name must start with 'loss_' (mmengine only back-propagates those), "
-                             f"got {loss_name!r}")
+            raise UserError(f"loss_name must start with 'loss_' (mmengine only back-propagates those), "
+                            f"got {loss_name!r}")
         self.min_depth, self.max_depth = min_depth, max_depth
         self.loss_weight = loss_weight
         self._loss_name = loss_name
@@ -180,13 +181,13 @@ class SILogLoss(_DepthLoss):
                  log_offset: float = 0.0, unbiased: bool = False, warmup_iters: int = 0) -> None:
         super().__init__(min_depth, max_depth, loss_weight, loss_name)
         if reduction not in ("batch", "image"):
-            raise ValueError(f"reduction must be 'batch' or 'image', got {reduction!r}")
+            raise UserError(f"reduction must be 'batch' or 'image', got {reduction!r}")
         if not 0.0 <= variance_focus <= 1.0:
-            raise ValueError(f"variance_focus must lie in [0, 1], got {variance_focus}")
+            raise UserError(f"variance_focus must lie in [0, 1], got {variance_focus}")
         if reduction != "batch" and (unbiased or warmup_iters):
-            raise ValueError("unbiased and warmup_iters are defined for reduction='batch' (DINOv2's) only")
+            raise UserError("unbiased and warmup_iters are defined for reduction='batch' (DINOv2's) only")
         if log_offset < 0 or warmup_iters < 0:
-            raise ValueError(f"log_offset and warmup_iters must be >= 0, got {log_offset} and {warmup_iters}")
+            raise UserError(f"log_offset and warmup_iters must be >= 0, got {log_offset} and {warmup_iters}")
         self.variance_focus, self.reduction = variance_focus, reduction
         self.log_offset, self.unbiased, self.warmup_iters = float(log_offset), bool(unbiased), int(warmup_iters)
         if self.warmup_iters:  # training calls so far; a buffer, so that checkpoints and resumes keep it
@@ -221,9 +222,9 @@ class GradientMatchingLoss(_DepthLoss):
                  loss_weight: float = 1.0, loss_name: str = "loss_grad", variant: str = "adjacent") -> None:
         super().__init__(min_depth, max_depth, loss_weight, loss_name)
         if scales < 1:
-            raise ValueError(f"scales must be >= 1, got {scales}")
+            raise UserError(f"scales must be >= 1, got {scales}")
         if variant not in GRADIENT_VARIANTS:
-            raise ValueError(f"unknown GradientMatchingLoss variant {variant!r}: use one of {GRADIENT_VARIANTS}")
+            raise UserError(f"unknown GradientMatchingLoss variant {variant!r}: use one of {GRADIENT_VARIANTS}")
         self.scales, self.variant = scales, variant
         self._warned = False
 

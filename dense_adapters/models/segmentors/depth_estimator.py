@@ -10,6 +10,7 @@ from mmseg.models.segmentors import DepthEstimator
 from mmseg.utils import SampleList
 from torch import Tensor
 
+from ...errors import UserError
 from ...registry import MODELS
 
 TEST_MODES = ("whole", "slide", "slide_flip")
@@ -47,9 +48,9 @@ class ViTDepthEstimator(DepthEstimator):
         self.test_cfg = ConfigDict(self.test_cfg or dict(mode="whole"))  # slide_inference reads attributes
         mode = self.test_cfg.get("mode", "whole")
         if mode not in TEST_MODES:
-            raise ValueError(f"test_cfg.mode must be one of {TEST_MODES}, got {mode!r}")
+            raise UserError(f"test_cfg.mode must be one of {TEST_MODES}, got {mode!r}")
         if mode != "whole" and not ("crop_size" in self.test_cfg and "stride" in self.test_cfg):
-            raise ValueError(f"test_cfg.mode={mode!r} needs test_cfg.crop_size and test_cfg.stride")
+            raise UserError(f"test_cfg.mode={mode!r} needs test_cfg.crop_size and test_cfg.stride")
 
     # ------------------------------------------------------------- padding
     @property
