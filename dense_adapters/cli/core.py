@@ -12,14 +12,14 @@ from typing import Any, Callable, Optional, Sequence
 from ..errors import DenseAdaptersError, one_line
 
 
-def user_message(e: BaseException, user_errors: tuple = ()) -> Optional[str]:
+def user_message(e: BaseException) -> Optional[str]:
     """The one-line message for an error the user can act on, or None for a bug (which keeps its traceback).
 
-    User errors are :class:`~dense_adapters.errors.DenseAdaptersError` (what library code raises), a missing file
-    (``FileNotFoundError``: the path is in the message) and the types a tool names in ``user_errors``. DataLoader
-    workers re-raise errors with the worker's traceback in the text: the last line holds the message.
+    User errors are :class:`~dense_adapters.errors.DenseAdaptersError` (what library code raises) and a missing
+    file (``FileNotFoundError``: the path is in the message). DataLoader workers re-raise errors with the worker's
+    traceback in the text: the last line holds the message.
     """
-    if not isinstance(e, (DenseAdaptersError, FileNotFoundError, *user_errors)):
+    if not isinstance(e, (DenseAdaptersError, FileNotFoundError)):
         return None
     text = str(e)
     if "Original Traceback" in text:
@@ -29,7 +29,7 @@ def user_message(e: BaseException, user_errors: tuple = ()) -> Optional[str]:
     return one_line(text)
 
 
-def run_cli(fn: Callable[[], Any], user_errors: tuple = ()) -> int:
+def run_cli(fn: Callable[[], Any]) -> int:
     """Run a tool's body; return its exit code (0, or an ``int`` it returns).
 
     User errors (see :func:`user_message`) end in one ``error: ...`` line on stderr and exit code 2; Ctrl-C in
@@ -40,7 +40,7 @@ def run_cli(fn: Callable[[], Any], user_errors: tuple = ()) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as e:
-        msg = user_message(e, user_errors)
+        msg = user_message(e)
         if msg is None:
             raise
         print(f"error: {msg}", file=sys.stderr)

@@ -109,6 +109,10 @@ def test_bad_input_is_refused(planted_ckpt, tmp_path, capsys):
     assert re.search(r"no patch token above norm 1e\+06 at block 2", fails(
         "find_register_neurons", ["chelsea"] + planted_ckpt + ["--threshold", "1e6", "--out", str(tmp_path / "n.json")],
         capsys))
+    # a bad option the analysis library refuses (analysis/norms.py: UserError) is one line too
+    assert fails("token_norms", ["chelsea"] + planted_ckpt + ["--size", "56", "84", "--relative", "0", "--out-dir",
+                                                             str(tmp_path)], capsys) == (
+        "error: relative threshold must be > 0, got 0.0")
     with pytest.raises(SystemExit):
         tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--batch-size", "3"])
     assert "no full batch" in fails("layer_similarity", ["chelsea"] + planted_ckpt + [

@@ -47,8 +47,13 @@ def test_run_cli_keeps_tracebacks_of_bugs(capsys):
 
     with pytest.raises(ValueError, match="a bug"):
         run_cli(bug)
-    assert run_cli(bug, user_errors=(ValueError,)) == 2  # a tool may declare its library's ValueErrors the user's
-    assert capsys.readouterr().err == "error: a bug, not the user's input\n"
+
+    def user():  # the library's classes are ValueErrors too, so `except ValueError` callers keep working
+        raise UserError("threshold must be > 0, got 0")
+
+    assert issubclass(UserError, ValueError) and issubclass(DataError, ValueError)
+    assert run_cli(user) == 2
+    assert capsys.readouterr().err == "error: threshold must be > 0, got 0\n"
 
     def interrupted():
         raise KeyboardInterrupt

@@ -9,9 +9,6 @@ from ...errors import UserError
 from ..backbone import add_backbone_args as _add_backbone_args
 from ..core import run_cli
 
-# the analysis library raises ValueError for input it cannot use (a threshold no patch exceeds, an unreadable image)
-ANALYSIS_USER_ERRORS = (ValueError,)
-
 
 def add_backbone_args(parser: argparse.ArgumentParser, tt_registers: bool = True) -> None:
     """The shared backbone options (``--config`` / ``--arch``, ``--cfg-options`` (old spelling ``--set``),
@@ -67,4 +64,4 @@ def iter_images(args: argparse.Namespace, patch: int, size: Optional[list] = Non
 def analysis_main(parse_args: Callable, run: Callable, argv=None) -> int:
     """A tool's ``main``: parse, run, errors as one line (:func:`dense_adapters.cli.core.run_cli`)."""
     args = parse_args(argv)
-    return run_cli(lambda: run(args), user_errors=ANALYSIS_USER_ERRORS)
+    return run_cli(lambda: run(args))
