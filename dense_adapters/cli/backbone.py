@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Optional
 
-from ..errors import UserError
+from ..errors import DenseAdaptersError, UserError
 
 SOURCE_HELP = ("checkpoint format (default auto: detected from the keys, a Hugging Face config.json or native meta): "
                "{}; see docs/backbones.md")
@@ -108,7 +108,13 @@ def build_backbone(config: Optional[str] = None, arch: Optional[str] = None, cfg
             bcfg.pop("init_cfg", None)
         register_all_modules(init_default_scope=False)
         with DefaultScope.overwrite_default_scope(scope):
-            module = MODELS.build(bcfg)
+            try:
+                module = MODELS.build(bcfg)
+            except DenseAdaptersError:
+                raise
+            except (TypeError, ValueError, KeyError) as e:  # an unknown type or keyword, a bad value
+                why = e.args[0] if isinstance(e, KeyError) and e.args else e  # KeyError's str() adds quotes
+                raise UserError(f"cannot build the backbone of {config}: {why}") from None
         if getattr(module, "init_cfg", None) and hasattr(module, "init_weights"):
             module.init_weights()
         vit = getattr(module, "vit", module)

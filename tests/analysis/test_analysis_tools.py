@@ -120,6 +120,10 @@ def test_bad_input_is_refused(planted_ckpt, tmp_path, capsys):
     cfg = tmp_path / "nobb.py"
     cfg.write_text("model = dict(type='EncoderDecoder')\n")
     assert "has no model.backbone" in fails("token_norms", ["chelsea", "--config", str(cfg)], capsys)
+    typo = tmp_path / "typo.py"
+    typo.write_text("model = dict(type='EncoderDecoder', backbone=dict(type='dense_adapters.RegVit', depth=2))\n")
+    assert re.match(r"error: cannot build the backbone of .*typo\.py: dense_adapters\.RegVit is not in the",
+                    fails("token_norms", ["chelsea", "--config", str(typo)], capsys))
     # the old override spelling applies to presets only
     assert "--set overrides the RegViT arguments of an --arch preset" in fails(
         "token_norms", ["chelsea", "--config", str(cfg), "--set", "depth=2"], capsys)
