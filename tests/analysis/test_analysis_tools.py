@@ -113,6 +113,11 @@ def test_bad_input_is_refused(planted_ckpt, tmp_path, capsys):
     assert fails("token_norms", ["chelsea"] + planted_ckpt + ["--size", "56", "84", "--relative", "0", "--out-dir",
                                                              str(tmp_path)], capsys) == (
         "error: relative threshold must be > 0, got 0.0")
+    # a block outside the model is refused, not wrapped round (the planted model has 3 blocks; -1 is the last)
+    assert fails("token_norms", ["chelsea"] + planted_ckpt + ["--hist-layer", "9", "--out-dir", str(tmp_path)],
+                 capsys) == "error: --hist-layer 9 is outside the model's blocks: give 0..2 (or -3..-1 from the end)"
+    assert fails("attention_maps", ["chelsea"] + planted_ckpt + ["--layer", "-5", "--out-dir", str(tmp_path)],
+                 capsys).startswith("error: --layer -5 is outside the model's blocks")
     with pytest.raises(SystemExit):
         tool("layer_similarity")(["chelsea"] + planted_ckpt + ["--batch-size", "3"])
     assert "no full batch" in fails("layer_similarity", ["chelsea"] + planted_ckpt + [

@@ -22,7 +22,7 @@ from ...analysis import plotting
 from ...analysis.attention import prefix_attention
 from ...errors import UserError
 from ..backbone import backbone_from_args
-from .common import add_backbone_args, add_image_args, analysis_main, iter_images, maybe_tt
+from .common import add_backbone_args, add_image_args, analysis_main, block_index, iter_images, maybe_tt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -50,7 +50,7 @@ def _stats(maps, labels) -> dict:
 def run(args: argparse.Namespace) -> dict:
     vit = backbone_from_args(args)
     maybe_tt(vit, args)
-    layer = args.layer % vit.depth
+    layer = block_index(args.layer, vit.depth, "--layer")
     if layer in vit.skip_layers:
         raise UserError(f"block {layer} is a SkipAt block and computes no attention: pick --layer among "
                          f"{[i for i in range(vit.depth) if i not in vit.skip_layers]}")

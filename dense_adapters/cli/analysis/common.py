@@ -61,6 +61,14 @@ def iter_images(args: argparse.Namespace, patch: int, size: Optional[list] = Non
         yield name, x, shown
 
 
+def block_index(i: int, depth: int, option: str) -> int:
+    """Block ``i`` of a ``depth``-block ViT (negative counts from the end); one line for one outside it."""
+    if not -depth <= i < depth:
+        raise UserError(f"{option} {i} is outside the model's blocks: give 0..{depth - 1} (or -{depth}..-1 from the "
+                        "end)")
+    return i % depth
+
+
 def analysis_main(parse_args: Callable, run: Callable, argv=None) -> int:
     """A tool's ``main``: parse, run, errors as one line (:func:`dense_adapters.cli.core.run_cli`)."""
     args = parse_args(argv)

@@ -21,7 +21,7 @@ import torch
 from ...analysis import plotting
 from ...analysis.norms import outlier_mask, summarize, token_norms
 from ..backbone import backbone_from_args
-from .common import add_backbone_args, add_image_args, analysis_main, iter_images, maybe_tt
+from .common import add_backbone_args, add_image_args, analysis_main, block_index, iter_images, maybe_tt
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> dict:
     items = list(iter_images(args, vit.patch_size))
     names = [n for n, _, _ in items]
     layers = args.layers if args.layers else list(range(vit.depth))
-    layers = [i % vit.depth for i in layers]
-    hist_layer = args.hist_layer % vit.depth
+    layers = [block_index(i, vit.depth, "--layers") for i in layers]
+    hist_layer = block_index(args.hist_layer, vit.depth, "--hist-layer")
     if hist_layer not in layers:
         layers = sorted(set(layers) | {hist_layer})
     os.makedirs(args.out_dir, exist_ok=True)
