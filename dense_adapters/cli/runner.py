@@ -253,7 +253,7 @@ def init_distributed(cfg) -> None:
 def build_runner(cfg, trust_pickle: bool = False):
     """The runner of ``cfg``: :class:`dense_adapters.engine.safe_load.SafeLoadRunner` for plain-Runner configs
     (checkpoints read by the safe loader), else the config's ``runner_type`` (e.g. FlexibleRunner for
-    FSDP/DeepSpeed, whose strategies read with torch's ``weights_only`` default)."""
+    FSDP/DeepSpeed), whose strategies get ``load_from`` as a local copy the safe reader has read."""
     from ..engine.safe_load import SafeLoadRunner
 
     init_distributed(cfg)
