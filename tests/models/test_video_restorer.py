@@ -25,16 +25,6 @@ def mmseg_scope():
         yield
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run many small ops: a second intra-op thread only adds synchronisation (on a loaded 2-core
-    machine it made the short trainings ~10x slower in CPU time)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def video_sample(tmp_path_factory) -> str:
     from dense_adapters.datasets.samples.video import make_video_sample

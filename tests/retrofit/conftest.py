@@ -10,15 +10,9 @@ from retrofit_helpers import active_vit  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread while this folder's modules run (restored after each). The models are tiny (64 tokens
-    of width 32, a Uformer of width 8): a second thread has nothing to share and only synchronises, and where other
-    processes hold the cores OpenMP's spin-waiting made the retrofit runs 10-15x slower (measured: the Uformer
-    retrofit 9.5 s with 1 thread, 150 s with 2, on 2 loaded cores)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread_here(one_thread):
+    """Every module of this folder runs its tiny models on one thread (tests/conftest.py's ``one_thread``)."""
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
