@@ -9,7 +9,7 @@ weights gives the architecture (:func:`regvit_kwargs_from_hf_config`), so no pre
 from __future__ import annotations
 
 import re
-from typing import Collection, Optional
+from typing import Collection
 
 import torch
 
@@ -161,10 +161,6 @@ def regvit_kwargs_from_hf_config(cfg: dict) -> dict:
                   mask_token=bool(cfg.get("use_mask_token", True)) or reg,
                   interpolate_antialias=reg, interpolate_offset=0.0)
     return kw
-
-
-def hf_model_type(cfg: Optional[dict]) -> Optional[str]:
-    return cfg.get("model_type") if isinstance(cfg, dict) else None
 
 
 register_converter("hf", convert_hf, looks_like_hf,

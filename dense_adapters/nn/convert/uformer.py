@@ -35,7 +35,7 @@ from torch import Tensor
 
 from ...errors import CheckpointMismatch
 from ..window_attention import relative_position_index
-from .common import StateDict, any_key, register_converter
+from .common import StateDict, any_key, register_converter, rename
 
 _RENAMES = [  # authors -> ours, applied in order to every key
     (r"^input_proj\.proj\.0\.", "input_proj.0."),
@@ -64,12 +64,6 @@ _INVERSE = [  # ours -> authors
 INDEX_SUFFIX = "attn.relative_position_index"
 
 
-def _rename(key: str, rules) -> str:
-    for pat, rep in rules:
-        key = re.sub(pat, rep, key)
-    return key
-
-
 def window_of_table(rows: int) -> Optional[int]:
     """The window side w of a square relative-position-bias table of ``rows`` = (2w - 1)**2 rows (None if none)."""
     side = math.isqrt(rows)
@@ -95,7 +89,7 @@ def convert_uformer(sd: StateDict) -> StateDict:
     one differs) and keeps it under its converted name for the loader to drop (``common.DROPPABLE``). Unknown keys
     keep their names, so the loader reports them.
     """
-    out: StateDict = {_rename(k, _RENAMES): v for k, v in sd.items()}
+    out = rename(sd, _RENAMES)
     for wk in [k for k in out if k.endswith(".attn.qkv.to_q.weight")]:
         p = wk[: -len("to_q.weight")]
         for kind in ("weight", "bias"):
@@ -111,8 +105,7 @@ def uformer_to_authors(sd: StateDict, with_index: bool = True) -> StateDict:
     """The inverse of :func:`convert_uformer`: our Uformer names -> the authors' (``qkv`` split into ``to_q`` /
     ``to_kv``; with ``with_index`` the ``relative_position_index`` buffers their model stores are added)."""
     out: StateDict = {}
-    for k, v in sd.items():
-        name = _rename(k, _INVERSE)
+    for name, v in rename(sd, _INVERSE).items():
         if name.endswith(".attn.qkv.weight") or name.endswith(".attn.qkv.bias"):
             kind = name.rsplit(".", 1)[1]
             p = name[: -len(f"qkv.{kind}")]
